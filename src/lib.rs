@@ -1,0 +1,20 @@
+//! ecr-operator keeps Kubernetes image-pull secrets for Amazon ECR fresh.
+//!
+//! Reconcile is a pipeline: observe (reflector stores, the token cache) →
+//! [`plan`] (pure) → [`apply`] (thin API layer) → [`status`] (pure) → write status.
+
+pub mod apply;
+pub mod auth_token;
+pub mod aws_identity;
+pub mod controller;
+pub mod docker_config;
+pub mod ecr_registry;
+pub mod error;
+pub mod managed_secret;
+pub mod namespace_selection;
+pub mod plan;
+pub mod registry_hosts;
+pub mod status;
+pub mod token_cache;
+
+pub use error::{Error, Result};
