@@ -95,9 +95,9 @@ pub fn refresh_at(
 
 /// The `refreshBefore` duration of the spec ("6h", "1h30m", "90s").
 pub fn parse_refresh_before(s: &str) -> Result<SignedDuration, String> {
-    let d: SignedDuration = s
-        .parse()
-        .map_err(|_| format!("spec.refreshBefore: {s:?} is not a duration like 6h, 90m or 1h30m"))?;
+    let d: SignedDuration = s.parse().map_err(|_| {
+        format!("spec.refreshBefore: {s:?} is not a duration like 6h, 90m or 1h30m")
+    })?;
     if d < SignedDuration::from_secs(10) || d > SignedDuration::from_hours(11) {
         return Err(format!("spec.refreshBefore: {s} is outside 10s..11h"));
     }
@@ -141,7 +141,7 @@ mod tests {
             effective_expiry(Some(ts("2027-01-01T00:00:00Z")), now),
             (ts("2026-01-01T12:00:00Z"), true)
         );
-        assert_eq!(effective_expiry(None, now).1, true);
+        assert!(effective_expiry(None, now).1);
         assert_eq!(
             effective_expiry(Some(ts("2026-01-01T11:00:00Z")), now),
             (ts("2026-01-01T11:00:00Z"), false)
@@ -170,12 +170,19 @@ mod tests {
 
     #[test]
     fn refresh_before_parses_go_style_durations() {
-        assert_eq!(parse_refresh_before("6h").unwrap(), SignedDuration::from_hours(6));
+        assert_eq!(
+            parse_refresh_before("6h").unwrap(),
+            SignedDuration::from_hours(6)
+        );
         assert_eq!(
             parse_refresh_before("1h30m").unwrap(),
             SignedDuration::from_mins(90)
         );
-        assert!(parse_refresh_before("5s").unwrap_err().contains("refreshBefore"));
+        assert!(
+            parse_refresh_before("5s")
+                .unwrap_err()
+                .contains("refreshBefore")
+        );
         assert!(parse_refresh_before("soon").is_err());
     }
 }

@@ -102,9 +102,11 @@ impl Identity {
                 None,
                 "ecr-operator-static",
             )),
-            None => base.credentials_provider().ok_or_else(|| Error::NoCredentials {
-                detail: "no credentials provider configured".into(),
-            })?,
+            None => base
+                .credentials_provider()
+                .ok_or_else(|| Error::NoCredentials {
+                    detail: "no credentials provider configured".into(),
+                })?,
         };
         let mut credentials = resolve(&provider, None).await?;
         if let Some(role) = &self.assume_role {
@@ -126,7 +128,11 @@ impl Identity {
                 )));
             for (arn, external_id, session, duration) in steps {
                 let mut b = AssumeRoleProvider::builder(arn.clone())
-                    .session_name(session.clone().unwrap_or_else(|| DEFAULT_SESSION_NAME.into()))
+                    .session_name(
+                        session
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
+                    )
                     .configure(&config(&provider));
                 if let Some(id) = external_id {
                     b = b.external_id(id.clone());
@@ -191,29 +197,43 @@ async fn resolve(
         let failure = match &e {
             CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
                 let source = std::error::Error::source(&e);
-                match source.and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>()) {
+                match source
+                    .and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>())
+                {
                     Some(sdk) => AwsFailure::of(sdk),
-                    None => AwsFailure::Other(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()),
+                    None => AwsFailure::Other(
+                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                    ),
                 }
             }
             CredentialsError::ProviderTimedOut(_) => AwsFailure::Network(e.to_string()),
-            _ => AwsFailure::Other(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()),
+            _ => AwsFailure::Other(
+                aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+            ),
         };
         match (role, failure) {
-            (_, AwsFailure::Throttled) => Error::Throttled { operation: "AssumeRole" },
-            (_, AwsFailure::Network(detail)) => Error::Network { operation: "AssumeRole", detail },
-            (Some((arn, has_external_id)), AwsFailure::Denied(detail) | AwsFailure::Other(detail)) => {
-                Error::AssumeRoleDenied {
-                    role_arn: arn.to_string(),
-                    detail,
-                    hint: if has_external_id {
-                        " and that its sts:ExternalId condition equals the externalId given"
-                    } else {
-                        " (add externalId if the trust policy requires sts:ExternalId)"
-                    },
-                }
+            (_, AwsFailure::Throttled) => Error::Throttled {
+                operation: "AssumeRole",
+            },
+            (_, AwsFailure::Network(detail)) => Error::Network {
+                operation: "AssumeRole",
+                detail,
+            },
+            (
+                Some((arn, has_external_id)),
+                AwsFailure::Denied(detail) | AwsFailure::Other(detail),
+            ) => Error::AssumeRoleDenied {
+                role_arn: arn.to_string(),
+                detail,
+                hint: if has_external_id {
+                    " and that its sts:ExternalId condition equals the externalId given"
+                } else {
+                    " (add externalId if the trust policy requires sts:ExternalId)"
+                },
+            },
+            (None, AwsFailure::Denied(detail) | AwsFailure::Other(detail)) => {
+                Error::NoCredentials { detail }
             }
-            (None, AwsFailure::Denied(detail) | AwsFailure::Other(detail)) => Error::NoCredentials { detail },
         }
     })
 }

@@ -1,0 +1,508 @@
+//! The controller: watches EcrRegistries, namespaces (metadata only), ServiceAccounts
+//! and the credential Secrets in the operator's own namespace, and runs the
+//! reconcile pipeline observe → plan → apply → status for each EcrRegistry.
+
+use crate::auth_token::{parse_refresh_before, refresh_at};
+use crate::aws_identity::{Identity, StaticKeys};
+use crate::docker_config::DockerConfig;
+use crate::ecr_registry::EcrRegistry;
+use crate::error::{Error, Result};
+use crate::managed_secret::DesiredSecret;
+use crate::namespace_selection::{NamespaceMatcher, ObservedNamespace};
+use crate::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, ObservedServiceAccount};
+use crate::registry_hosts::registry_hosts;
+use crate::status::{self, StatusInput, SyncOutcome};
+use crate::token_cache::TokenCache;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use rand::Rng;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const FINALIZER: &str = "ecr-operator.io/cleanup";
+
+/// How the controller runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The operator's own namespace: where credential Secrets are read.
+    pub operator_namespace: String,
+    /// Only EcrRegistries matching this label selector are handled (sharding, tests).
+    pub registry_selector: Option<String>,
+    /// Name of this instance in Events.
+    pub instance: String,
+}
+
+pub struct Context {
+    client: Client,
+    config: Config,
+    tokens: TokenCache,
+    registries: Store<EcrRegistry>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    service_accounts: Store<ServiceAccount>,
+    /// Fingerprint last written per registry and namespace: what makes the steady
+    /// state quiet (no request when nothing changed).
+    applied: Mutex<HashMap<String, BTreeMap<String, u64>>>,
+    backoff: Mutex<HashMap<String, ExponentialBackoff>>,
+    recorder: Recorder,
+    /// Identities already warned about an implausible token expiry.
+    warned_expiry: Mutex<HashSet<String>>,
+}
+
+/// Runs until `shutdown` completes. Fails at once when the CRD is not installed.
+pub async fn run(
+    client: Client,
+    config: Config,
+    aws: aws_config::SdkConfig,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) -> Result<()> {
+    let registries: Api<EcrRegistry> = Api::all(client.clone());
+    if let Err(e) = registries
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+    {
+        return Err(match e {
+            kube::Error::Api(s) if s.code == 404 => Error::CrdMissing,
+            e => Error::Kube(e),
+        });
+    }
+    let mut registry_watch = watcher::Config::default();
+    if let Some(sel) = &config.registry_selector {
+        registry_watch = registry_watch.labels(sel);
+    }
+    let controller = Controller::new(registries, registry_watch);
+
+    let (namespaces, ns_writer) = reflector::store();
+    let ns_events = reflector(
+        ns_writer,
+        watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|ns| ns.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+
+    let (service_accounts, sa_writer) = reflector::store();
+    let sa_events = reflector(
+        sa_writer,
+        watcher(
+            Api::<ServiceAccount>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|sa| sa.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+
+    let credential_events = watcher(
+        Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+
+    let reporter = Reporter {
+        controller: "ecr-operator".into(),
+        instance: Some(config.instance.clone()),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        client,
+        config,
+        tokens: TokenCache::new(aws),
+        registries: controller.store(),
+        namespaces,
+        service_accounts,
+        applied: Mutex::default(),
+        backoff: Mutex::default(),
+        warned_expiry: Mutex::default(),
+    });
+
+    let all = ctx.registries.clone();
+    let by_sa = ctx.registries.clone();
+    let by_secret = ctx.registries.clone();
+    let operator_ns = ctx.config.operator_namespace.clone();
+    controller
+        .watches_stream(ns_events, move |_ns| {
+            all.state()
+                .iter()
+                .map(|r| ObjectRef::from_obj(&**r))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(sa_events, move |sa| {
+            by_sa
+                .state()
+                .iter()
+                .filter(|r| r.spec.service_accounts.contains(&sa.name_any()))
+                .map(|r| ObjectRef::from_obj(&**r))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(credential_events, move |secret| {
+            let name = secret.name_any();
+            let in_operator_ns = secret.namespace().as_deref() == Some(operator_ns.as_str());
+            by_secret
+                .state()
+                .iter()
+                .filter(|r| {
+                    in_operator_ns
+                        && r.spec
+                            .auth
+                            .as_ref()
+                            .and_then(|a| a.secret_ref.as_ref())
+                            .map(|s| &s.name)
+                            == Some(&name)
+                })
+                .map(|r| ObjectRef::from_obj(&**r))
+                .collect::<Vec<_>>()
+        })
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    Ok(())
+}
+
+async fn reconcile(registry: Arc<EcrRegistry>, ctx: Arc<Context>) -> Result<Action> {
+    let api: Api<EcrRegistry> = Api::all(ctx.client.clone());
+    finalizer(&api, FINALIZER, registry, |event| async {
+        match event {
+            Finalizer::Apply(r) => ctx.sync(&r, false).await,
+            Finalizer::Cleanup(r) => ctx.sync(&r, true).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(registry = registry.name_any(), reason = error.reason(), error = %error, "reconcile failed");
+    Action::requeue(ctx.next_backoff(&registry.name_any()))
+}
+
+impl Context {
+    async fn sync(&self, registry: &EcrRegistry, deleting: bool) -> Result<Action> {
+        let name = registry.name_any();
+        let namespaces = self.observed_namespaces();
+        let service_accounts = self.observed_service_accounts();
+
+        // Observe the token (not while deleting: cleanup needs no AWS).
+        let refresh_before =
+            parse_refresh_before(&registry.spec.refresh_before).map_err(Error::InvalidSpec);
+        let mut token_error = None;
+        let mut token = None;
+        let mut next_refresh = None;
+        if !deleting {
+            match &refresh_before {
+                Err(e) => token_error = Some(Error::InvalidSpec(e.to_string())),
+                Ok(rb) => match self.identity(registry).await {
+                    Err(e) => token_error = Some(e),
+                    Ok(identity) => match self.tokens.get(&identity, *rb).await {
+                        Ok(t) => {
+                            if t.fetched_now {
+                                tracing::info!(registry = name, region = identity.region, expires_at = %t.token.expires_at, "token fetched");
+                            }
+                            if t.token.expiry_adjusted
+                                && self
+                                    .warned_expiry
+                                    .lock()
+                                    .expect("lock")
+                                    .insert(identity.cache_key())
+                            {
+                                tracing::warn!(
+                                    registry = name,
+                                    "AWS reported an expiry in the past or more than 12h away (clock skew?); treating the token as valid for 12h from now"
+                                );
+                            }
+                            next_refresh =
+                                Some(refresh_at(t.token.fetched_at, t.token.expires_at, *rb));
+                            token = Some(t.token);
+                        }
+                        Err(e) => {
+                            token = self.tokens.last(&identity).await;
+                            token_error = Some(e);
+                        }
+                    },
+                },
+            }
+        }
+
+        let accounts = match (
+            &registry.spec.registry_ids,
+            token.as_ref().and_then(|t| t.account.clone()),
+        ) {
+            (ids, _) if !ids.is_empty() => ids.clone(),
+            (_, Some(account)) => vec![account],
+            (_, None) => vec![],
+        };
+        if token.is_some() && accounts.is_empty() && token_error.is_none() {
+            token_error = Some(Error::InvalidSpec(
+                "spec.registryIds: the account of the credentials is unknown; list the registry account IDs".into(),
+            ));
+        }
+        let hosts = registry_hosts(&accounts, &registry.spec.region, &registry.spec.endpoints);
+        let desired = match (&token, &token_error) {
+            (Some(t), None) => Some(DesiredSecret::new(
+                registry,
+                DockerConfig::for_token(t, &hosts).to_json(),
+                t.expires_at,
+            )),
+            _ => None,
+        };
+
+        let claims = self.claims_by_others(&namespaces);
+        let no_claims = BTreeMap::new();
+        let applied = self
+            .applied
+            .lock()
+            .expect("lock")
+            .get(&name)
+            .cloned()
+            .unwrap_or_default();
+        let plan = plan::plan(&Observed {
+            registry,
+            namespaces: &namespaces,
+            service_accounts: &service_accounts,
+            claimed_by_others: claims.get(&name).unwrap_or(&no_claims),
+            desired: desired.as_ref(),
+            applied: &applied,
+            deleting,
+        })
+        .map_err(Error::InvalidSpec)?;
+
+        let outcome = crate::apply::apply(&self.client, &name, &plan, desired.as_ref()).await;
+        self.remember(&name, &plan, &outcome, desired.as_ref(), deleting);
+        if deleting {
+            return match outcome.failures.first() {
+                None => Ok(Action::await_change()),
+                Some(f) => Err(Error::InvalidSpec(format!(
+                    "cleanup incomplete in {}: {}",
+                    f.namespace, f.message
+                ))),
+            };
+        }
+
+        let next_refresh = next_refresh.map(|t| t + jitter());
+        let new_status = status::compute(&StatusInput {
+            registry,
+            plan: &plan,
+            outcome: &outcome,
+            token: token.as_ref(),
+            hosts: &hosts,
+            next_refresh,
+            error: token_error.as_ref(),
+            now: jiff::Timestamp::now(),
+        });
+        self.write_status(registry, new_status).await?;
+
+        let transient = token_error.as_ref().is_some_and(Error::is_transient)
+            || outcome
+                .failures
+                .iter()
+                .any(|f| f.reason == "ApiError" || f.reason == "ServiceAccountUpdateFailed");
+        if transient {
+            return Ok(Action::requeue(self.next_backoff(&name)));
+        }
+        self.backoff.lock().expect("lock").remove(&name);
+        Ok(match (next_refresh, token_error) {
+            (Some(at), None) => {
+                let wait = at
+                    .duration_since(jiff::Timestamp::now())
+                    .max(jiff::SignedDuration::from_secs(1));
+                Action::requeue(Duration::try_from(wait).unwrap_or(Duration::from_secs(1)))
+            }
+            // Configuration errors wait for a change of spec or Secret, with a slow retry.
+            _ => Action::requeue(Duration::from_secs(300)),
+        })
+    }
+
+    /// The identity of an EcrRegistry; static keys are read from the operator's namespace.
+    async fn identity(&self, registry: &EcrRegistry) -> Result<Identity> {
+        let auth = registry.spec.auth.clone().unwrap_or_default();
+        let static_keys = match &auth.secret_ref {
+            None => None,
+            Some(r) => {
+                let ns = &self.config.operator_namespace;
+                let secret = Api::<Secret>::namespaced(self.client.clone(), ns)
+                    .get_opt(&r.name)
+                    .await?
+                    .ok_or_else(|| Error::CredentialsSecretMissing {
+                        namespace: ns.clone(),
+                        name: r.name.clone(),
+                    })?;
+                Some(StaticKeys::from_secret_data(
+                    ns,
+                    &r.name,
+                    &secret.data.unwrap_or_default(),
+                )?)
+            }
+        };
+        Ok(Identity {
+            region: registry.spec.region.clone(),
+            static_keys,
+            assume_role: auth.assume_role,
+        })
+    }
+
+    fn observed_namespaces(&self) -> Vec<ObservedNamespace> {
+        self.namespaces
+            .state()
+            .iter()
+            .map(|ns| ObservedNamespace {
+                name: ns.name_any(),
+                labels: ns.labels().clone(),
+                terminating: ns.meta().deletion_timestamp.is_some(),
+            })
+            .collect()
+    }
+
+    fn observed_service_accounts(&self) -> Vec<ObservedServiceAccount> {
+        self.service_accounts
+            .state()
+            .iter()
+            .map(|sa| ObservedServiceAccount {
+                namespace: sa.namespace().unwrap_or_default(),
+                name: sa.name_any(),
+                resource_version: sa.resource_version().unwrap_or_default(),
+                image_pull_secrets: sa
+                    .image_pull_secrets
+                    .iter()
+                    .flatten()
+                    .map(|r| r.name.clone())
+                    .collect(),
+                added_by_operator: sa
+                    .annotations()
+                    .get(ADDED_PULL_SECRETS_ANNOTATION)
+                    .map(|v| {
+                        v.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    fn claims_by_others(
+        &self,
+        namespaces: &[ObservedNamespace],
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
+        let registries = self.registries.state();
+        let selections: Vec<(&EcrRegistry, Vec<String>)> = registries
+            .iter()
+            .filter(|r| r.meta().deletion_timestamp.is_none())
+            .filter_map(|r| {
+                let m = NamespaceMatcher::new(&r.spec.namespaces).ok()?;
+                let selected = namespaces
+                    .iter()
+                    .filter(|ns| m.matches(ns))
+                    .map(|ns| ns.name.clone())
+                    .collect();
+                Some((&**r, selected))
+            })
+            .collect();
+        plan::claims_by_others(&selections)
+    }
+
+    fn remember(
+        &self,
+        name: &str,
+        plan: &plan::Plan,
+        outcome: &SyncOutcome,
+        desired: Option<&DesiredSecret>,
+        deleting: bool,
+    ) {
+        let mut applied = self.applied.lock().expect("lock");
+        if deleting {
+            applied.remove(name);
+            return;
+        }
+        let entry = applied.entry(name.to_string()).or_default();
+        for ns in outcome.removed.iter().chain(&plan.forget) {
+            entry.remove(ns);
+        }
+        if let Some(d) = desired {
+            for ns in &outcome.written {
+                entry.insert(ns.clone(), d.fingerprint);
+            }
+        }
+    }
+
+    /// Writes the status only when it changed, and records an Event when Ready changes.
+    async fn write_status(
+        &self,
+        registry: &EcrRegistry,
+        new: crate::ecr_registry::EcrRegistryStatus,
+    ) -> Result<()> {
+        if registry.status.as_ref() == Some(&new) {
+            return Ok(());
+        }
+        let before =
+            status::ready(registry.status.as_ref()).map(|c| (c.status.clone(), c.reason.clone()));
+        let after = status::ready(Some(&new)).cloned();
+        let api: Api<EcrRegistry> = Api::all(self.client.clone());
+        api.patch_status(
+            &registry.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": new })),
+        )
+        .await?;
+        if let Some(c) = after
+            && before != Some((c.status.clone(), c.reason.clone()))
+        {
+            let event = Event {
+                type_: if c.status == "True" {
+                    EventType::Normal
+                } else {
+                    EventType::Warning
+                },
+                reason: c.reason.clone(),
+                note: Some(c.message.chars().take(1000).collect()),
+                action: "Sync".into(),
+                secondary: None,
+            };
+            if let Err(e) = self
+                .recorder
+                .publish(&event, &registry.object_ref(&()))
+                .await
+            {
+                tracing::warn!(registry = registry.name_any(), error = %e, "event not recorded");
+            }
+        }
+        Ok(())
+    }
+
+    fn next_backoff(&self, name: &str) -> Duration {
+        let mut all = self.backoff.lock().expect("lock");
+        let backoff = all.entry(name.to_string()).or_insert_with(|| {
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_secs(2))
+                .with_max_delay(Duration::from_secs(300))
+                .with_jitter()
+                .without_max_times()
+                .build()
+        });
+        backoff.next().unwrap_or(Duration::from_secs(300))
+    }
+}
+
+/// Spreads refreshes of many registries over up to a minute.
+fn jitter() -> jiff::SignedDuration {
+    jiff::SignedDuration::from_millis(rand::rng().random_range(0..60_000))
+}

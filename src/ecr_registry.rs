@@ -88,7 +88,9 @@ pub struct EcrRegistrySpec {
 }
 
 /// A host-name variant of an ECR registry endpoint.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 pub enum Endpoint {
     /// <account>.dkr.ecr.<region>.<partition suffix>
     Standard,
@@ -276,7 +278,9 @@ pub struct NamespaceCounts {
 }
 
 /// A namespace that could not be synced.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema,
+)]
 pub struct NamespaceFailure {
     /// The namespace.
     pub namespace: String,

@@ -23,23 +23,31 @@ pub enum Error {
         key: &'static str,
     },
 
-    #[error("no AWS credentials found for the operator's own identity: {detail}; set spec.auth, or give the operator IRSA, EKS Pod Identity or environment credentials")]
+    #[error(
+        "no AWS credentials found for the operator's own identity: {detail}; set spec.auth, or give the operator IRSA, EKS Pod Identity or environment credentials"
+    )]
     NoCredentials { detail: String },
 
-    #[error("cannot assume role {role_arn}: {detail}; check that the role's trust policy allows the calling identity{hint}")]
+    #[error(
+        "cannot assume role {role_arn}: {detail}; check that the role's trust policy allows the calling identity{hint}"
+    )]
     AssumeRoleDenied {
         role_arn: String,
         detail: String,
         hint: &'static str,
     },
 
-    #[error("access denied on ecr:GetAuthorizationToken: {detail}; allow ecr:GetAuthorizationToken in the identity's IAM policy")]
+    #[error(
+        "access denied on ecr:GetAuthorizationToken: {detail}; allow ecr:GetAuthorizationToken in the identity's IAM policy"
+    )]
     EcrAccessDenied { detail: String },
 
     #[error("AWS throttled {operation}; retrying with backoff")]
     Throttled { operation: &'static str },
 
-    #[error("cannot reach AWS for {operation}: {detail}; check network, HTTPS_PROXY/NO_PROXY and endpoint settings")]
+    #[error(
+        "cannot reach AWS for {operation}: {detail}; check network, HTTPS_PROXY/NO_PROXY and endpoint settings"
+    )]
     Network {
         operation: &'static str,
         detail: String,
@@ -53,6 +61,11 @@ pub enum Error {
 
     #[error("{0}")]
     InvalidSpec(String),
+
+    #[error(
+        "the EcrRegistry CRD (ecrregistries.ecr-operator.io) is not installed: apply it with `ecr-operator crd | kubectl apply -f -` or `kubectl apply -f crds/`"
+    )]
+    CrdMissing,
 
     #[error("Kubernetes API error: {0}")]
     Kube(#[from] kube::Error),
@@ -74,6 +87,7 @@ impl Error {
             Self::Network { .. } => "NetworkError",
             Self::Aws { .. } => "AwsError",
             Self::InvalidSpec(_) => "InvalidSpec",
+            Self::CrdMissing => "CrdMissing",
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(_) => "FinalizerError",
         }
@@ -114,9 +128,9 @@ impl AwsFailure {
         err: &SdkError<E, HttpResponse>,
     ) -> Self {
         match err {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-                Self::Network(DisplayErrorContext(err).to_string())
-            }
+            SdkError::DispatchFailure(_)
+            | SdkError::TimeoutError(_)
+            | SdkError::ResponseError(_) => Self::Network(DisplayErrorContext(err).to_string()),
             SdkError::ServiceError(se) => {
                 let code = se.err().code().unwrap_or_default();
                 let status = se.raw().status().as_u16();

@@ -40,7 +40,10 @@ impl<'a> NamespaceMatcher<'a> {
             return false;
         }
         let by_name = self.selection.names.contains(&ns.name);
-        let by_labels = self.selector.as_ref().is_some_and(|s| s.matches(&ns.labels));
+        let by_labels = self
+            .selector
+            .as_ref()
+            .is_some_and(|s| s.matches(&ns.labels));
         let select_all = self.selection.names.is_empty() && self.selector.is_none();
         select_all || by_name || by_labels
     }

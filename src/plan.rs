@@ -65,6 +65,8 @@ pub struct Plan {
     pub remove: Vec<SecretRemoval>,
     /// Namespaces that still exist and hold the managed secret untouched.
     pub keep: Vec<String>,
+    /// Managed namespaces that no longer exist (their secret went with them).
+    pub forget: Vec<String>,
     pub service_accounts: Vec<ServiceAccountChange>,
     /// Selected namespaces that cannot get the secret, and why.
     pub conflicts: Vec<NamespaceFailure>,
@@ -74,9 +76,16 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
     let registry = observed.registry;
     let status = registry.status.clone().unwrap_or_default();
     let secret_name = registry.secret_name();
-    let old_secret_name = status.secret_name.clone().unwrap_or_else(|| secret_name.clone());
+    let old_secret_name = status
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| secret_name.clone());
     let matcher = NamespaceMatcher::new(&registry.spec.namespaces)?;
-    let managed: BTreeSet<&str> = status.managed_namespaces.iter().map(String::as_str).collect();
+    let managed: BTreeSet<&str> = status
+        .managed_namespaces
+        .iter()
+        .map(String::as_str)
+        .collect();
     let existing: BTreeMap<&str, &ObservedNamespace> = observed
         .namespaces
         .iter()
@@ -102,7 +111,10 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
         }
         writable.insert(ns.name.as_str());
         match observed.desired {
-            Some(d) if observed.applied.get(&ns.name) != Some(&d.fingerprint) || secret_name != old_secret_name => {
+            Some(d)
+                if observed.applied.get(&ns.name) != Some(&d.fingerprint)
+                    || secret_name != old_secret_name =>
+            {
                 p.apply.push(ns.name.clone())
             }
             _ if managed.contains(ns.name.as_str()) => p.keep.push(ns.name.clone()),
@@ -114,7 +126,10 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
 
     for ns in &managed {
         // A namespace that is gone took its secret with it; a terminating one will.
-        let Some(observed_ns) = existing.get(ns) else { continue };
+        let Some(observed_ns) = existing.get(ns) else {
+            p.forget.push(ns.to_string());
+            continue;
+        };
         if observed_ns.terminating {
             continue;
         }
@@ -126,7 +141,12 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
         }
     }
 
-    let wanted_sas: BTreeSet<&str> = registry.spec.service_accounts.iter().map(String::as_str).collect();
+    let wanted_sas: BTreeSet<&str> = registry
+        .spec
+        .service_accounts
+        .iter()
+        .map(String::as_str)
+        .collect();
     for sa in observed.service_accounts {
         let wanted = writable.contains(sa.namespace.as_str())
             && wanted_sas.contains(sa.name.as_str())
@@ -282,6 +302,7 @@ mod tests {
             }]
         );
         assert_eq!(p.keep, ["a"]);
+        assert_eq!(p.forget, ["gone"]);
     }
 
     #[test]
@@ -351,7 +372,14 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let p = plan(&observed(&r, &[ns("a", true)], &sas, Some(&d), &BTreeMap::new())).unwrap();
+        let p = plan(&observed(
+            &r,
+            &[ns("a", true)],
+            &sas,
+            Some(&d),
+            &BTreeMap::new(),
+        ))
+        .unwrap();
         assert_eq!(p.service_accounts.len(), 1);
         assert_eq!(p.service_accounts[0].image_pull_secrets, ["mine", "reg"]);
         assert_eq!(p.service_accounts[0].added_by_operator, ["reg"]);
@@ -367,7 +395,14 @@ mod tests {
             image_pull_secrets: vec!["reg".into()],
             ..Default::default()
         };
-        let p = plan(&observed(&r, &[ns("b", false)], &[sa], Some(&d), &BTreeMap::new())).unwrap();
+        let p = plan(&observed(
+            &r,
+            &[ns("b", false)],
+            &[sa],
+            Some(&d),
+            &BTreeMap::new(),
+        ))
+        .unwrap();
         assert!(p.service_accounts.is_empty());
     }
 
@@ -399,19 +434,23 @@ mod tests {
         let mut older = registry(Default::default());
         older.metadata.name = Some("older".into());
         older.spec.secret.name = Some("pull".into());
-        older.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::UNIX_EPOCH,
-        ));
+        older.metadata.creation_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH),
+        );
         let mut newer = older.clone();
         newer.metadata.name = Some("newer".into());
-        newer.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-            jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(1),
-        ));
+        newer.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::UNIX_EPOCH + jiff::SignedDuration::from_secs(1),
+            ));
         let claims = claims_by_others(&[
             (&newer, vec!["a".into(), "b".into()]),
             (&older, vec!["a".into()]),
         ]);
         assert!(claims["older"].is_empty());
-        assert_eq!(claims["newer"], BTreeMap::from([("a".to_string(), "older".to_string())]));
+        assert_eq!(
+            claims["newer"],
+            BTreeMap::from([("a".to_string(), "older".to_string())])
+        );
     }
 }

@@ -51,7 +51,10 @@ pub fn registry_host(account: &str, region: &str, endpoint: Endpoint) -> String 
         Endpoint::Standard => format!("{account}.dkr.ecr.{region}.{}", partition.suffix()),
         Endpoint::Fips => format!("{account}.dkr.ecr-fips.{region}.{}", partition.suffix()),
         Endpoint::DualStack => {
-            format!("{account}.dkr-ecr.{region}.{}", partition.dual_stack_suffix())
+            format!(
+                "{account}.dkr-ecr.{region}.{}",
+                partition.dual_stack_suffix()
+            )
         }
     }
 }
@@ -73,7 +76,8 @@ pub fn account_of_proxy_endpoint(proxy_endpoint: &str) -> Option<String> {
         .trim_start_matches("https://")
         .trim_start_matches("http://");
     let account = host.split('.').next()?;
-    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then(|| account.to_string())
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| account.to_string())
 }
 
 #[cfg(test)]
