@@ -24,7 +24,6 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
-use rand::Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -229,8 +228,8 @@ impl Context {
                                     "AWS reported an expiry in the past or more than 12h away (clock skew?); treating the token as valid for 12h from now"
                                 );
                             }
-                            next_refresh =
-                                Some(refresh_at(t.token.fetched_at, t.token.expires_at, *rb));
+                            let at = refresh_at(t.token.fetched_at, t.token.expires_at, *rb);
+                            next_refresh = Some(at + jitter(&name, t.token.fetched_at, at));
                             token = Some(t.token);
                         }
                         Err(e) => {
@@ -297,7 +296,6 @@ impl Context {
             };
         }
 
-        let next_refresh = next_refresh.map(|t| t + jitter());
         let new_status = status::compute(&StatusInput {
             registry,
             plan: &plan,
@@ -502,7 +500,19 @@ impl Context {
     }
 }
 
-/// Spreads refreshes of many registries over up to a minute.
-fn jitter() -> jiff::SignedDuration {
-    jiff::SignedDuration::from_millis(rand::rng().random_range(0..60_000))
+/// Spreads the refreshes of registries that share a token over up to a minute (at
+/// most a tenth of the wait). Derived from the registry and the token, not random,
+/// so an unchanged state always yields the same status.
+fn jitter(
+    registry: &str,
+    fetched_at: jiff::Timestamp,
+    refresh_at: jiff::Timestamp,
+) -> jiff::SignedDuration {
+    let window = (refresh_at.duration_since(fetched_at) / 10)
+        .min(jiff::SignedDuration::from_secs(60))
+        .as_millis()
+        .max(1);
+    let mut h = std::hash::DefaultHasher::new();
+    std::hash::Hash::hash(&(registry, fetched_at.as_millisecond()), &mut h);
+    jiff::SignedDuration::from_millis((std::hash::Hasher::finish(&h) % window as u64) as i64)
 }

@@ -15,6 +15,7 @@ pub mod namespace_selection;
 pub mod plan;
 pub mod registry_hosts;
 pub mod status;
+pub mod telemetry;
 pub mod token_cache;
 
 pub use error::{Error, Result};

@@ -1,11 +1,11 @@
 //! The `ecr-operator` binary: the controller, and commands for CI and people.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use ecr_operator::controller;
 use ecr_operator::ecr_registry::EcrRegistry;
+use ecr_operator::telemetry::{self, LogFormat};
 use kube::CustomResourceExt;
-use tracing_subscriber::EnvFilter;
 
 /// Keeps Kubernetes image-pull secrets for Amazon ECR fresh.
 #[derive(Parser)]
@@ -16,12 +16,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand)]
@@ -52,7 +46,7 @@ struct RunArgs {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    telemetry::init(cli.log_format);
     match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -100,15 +94,4 @@ async fn shutdown_signal() {
         _ = term.recv() => {},
     }
     tracing::info!("shutdown requested");
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
 }

@@ -1,0 +1,547 @@
+//! Where the operator's AWS credentials come from, with the operator running:
+//! the credentials Secret (missing, incomplete, created later), and on moto B,
+//! which checks IAM, assumed roles with external IDs, role chains and denials.
+//! After each scenario no secret value may show up in the operator's logs, the
+//! EcrRegistry's status or its Events.
+
+use crate::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
+use crate::faults::Faults;
+use crate::fixtures::{authfile_for, create_registry, get_secret, setup, skopeo_pull, wait_ready};
+use crate::operator::Operator;
+use base64::Engine as _;
+use ecr_operator::ecr_registry::EcrRegistry;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// moto's account: the only one whose token the bed's registry accepts.
+const ACCOUNT: &str = "123456789012";
+const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const TIMEOUT: u64 = 30;
+
+/// Creates (or replaces the data of) a Secret in the test's operator namespace.
+async fn put_credentials(client: &Client, names: &TestNames, name: &str, data: &[(&str, &str)]) {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &names.ns("op"));
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "stringData": data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+    }))
+    .unwrap();
+    if api.get_opt(name).await.expect("get secret").is_some() {
+        api.replace(name, &PostParams::default(), &secret)
+            .await
+            .expect("replace credentials Secret");
+    } else {
+        api.create(&PostParams::default(), &secret)
+            .await
+            .expect("create credentials Secret");
+    }
+}
+
+/// A registry with `auth` (region us-east-1) that selects only the test's `app` namespace.
+async fn registry_for_app(client: &Client, names: &TestNames, auth: Value) -> EcrRegistry {
+    create_namespace(client, &names.ns("app"), &[]).await;
+    create_registry(
+        client,
+        names,
+        json!({
+            "region": "us-east-1",
+            "auth": auth,
+            "namespaces": {"names": [names.ns("app")]},
+        }),
+    )
+    .await
+}
+
+/// The managed secret in the `app` namespace authenticates against the bed's registry.
+async fn assert_app_secret_pulls(client: &Client, names: &TestNames) {
+    let bed = Bed::get();
+    let secret = eventually(
+        TIMEOUT,
+        "the managed secret in the app namespace",
+        || async { get_secret(client, &names.ns("app"), &names.id).await },
+    )
+    .await;
+    let authfile = authfile_for(&secret, ECR_HOST, bed.var("BED_REGISTRY"));
+    let (ok, stderr) = skopeo_pull(bed.var("BED_IMAGE"), authfile.path());
+    assert!(ok, "pulling with the managed secret failed: {stderr}");
+}
+
+/// The values no log, status or Event may hold, each with a label: `secrets` (as
+/// they are and as base64, the form Secret data travels in), the ECR password,
+/// and the authorization token (base64 of `AWS:<password>`: the `auth` of a
+/// Docker config, which pulls images as well as the password does).
+fn forbidden(secrets: &[&str]) -> Vec<(String, String)> {
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let password = Bed::get().var("BED_ECR_PASSWORD");
+    let mut out = Vec::new();
+    for (i, s) in secrets.iter().enumerate() {
+        out.push((format!("secret #{i}"), s.to_string()));
+        out.push((format!("secret #{i} as base64"), b64(s)));
+    }
+    out.push(("the ECR password".into(), password.to_string()));
+    out.push((
+        "the ECR authorization token".into(),
+        b64(&format!("AWS:{password}")),
+    ));
+    out
+}
+
+/// No secret value in the operator's logs, the EcrRegistry's status or its Events.
+async fn assert_no_leak(client: &Client, operator: &Operator, registry: &str, secrets: &[&str]) {
+    let forbidden = forbidden(secrets);
+    let r: EcrRegistry = Api::all(client.clone())
+        .get(registry)
+        .await
+        .expect("get EcrRegistry");
+    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let ours = eventually(TIMEOUT, "Events about the EcrRegistry", || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .expect("list Events");
+        let ours: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().is_some_and(|o| {
+                    o.kind.as_deref() == Some("EcrRegistry") && o.name.as_deref() == Some(registry)
+                })
+            })
+            .collect();
+        (!ours.is_empty()).then_some(ours)
+    })
+    .await;
+    let places = [
+        ("the operator's logs", operator.logs()),
+        ("the status", serde_json::to_string(&r.status).unwrap()),
+        ("the Events", serde_json::to_string(&ours).unwrap()),
+    ];
+    let mut leaks = Vec::new();
+    for (place, text) in &places {
+        for (what, value) in &forbidden {
+            if text.contains(value.as_str()) {
+                leaks.push(format!("{what} leaked into {place}"));
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
+    operator.assert_logs_hold_none_of(
+        &forbidden
+            .iter()
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// Deletes the registry (the running operator removes its finalizer) and the namespaces.
+async fn cleanup(client: &Client, names: &TestNames) {
+    let api: Api<EcrRegistry> = Api::all(client.clone());
+    api.delete(&names.id, &DeleteParams::default())
+        .await
+        .expect("delete EcrRegistry");
+    eventually(TIMEOUT, "the EcrRegistry to be deleted", || async {
+        api.get_opt(&names.id)
+            .await
+            .expect("get EcrRegistry")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    delete_namespace(client, &names.ns("app")).await;
+    delete_namespace(client, &names.ns("op")).await;
+}
+
+fn condition_message(r: &EcrRegistry) -> String {
+    ecr_operator::status::ready(r.status.as_ref())
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+/// A 20-character access key ID unique to this call (moto A accepts any).
+fn random_access_key_id() -> String {
+    format!("AKIASEC{:013}", rand::random::<u64>() % 10_000_000_000_000)
+}
+
+#[tokio::test]
+async fn missing_credentials_secret_is_reported_then_picked_up_when_created() {
+    let bed = Bed::get();
+    let names = TestNames::new("credmiss");
+    let client = setup(&names).await;
+    let operator = Operator::start(bed, &names);
+    let secret_name = names.ns("aws");
+    registry_for_app(&client, &names, json!({"secretRef": {"name": secret_name}})).await;
+
+    let r = wait_ready(
+        &client,
+        &names.id,
+        "False",
+        Some("CredentialsSecretMissing"),
+        TIMEOUT,
+    )
+    .await;
+    let message = condition_message(&r);
+    assert!(
+        message.contains(&format!("{}/{secret_name}", names.ns("op"))),
+        "{message}"
+    );
+    assert!(
+        get_secret(&client, &names.ns("app"), &names.id)
+            .await
+            .is_none()
+    );
+
+    // The operator watches its namespace's Secrets: no restart needed.
+    let key_id = random_access_key_id();
+    let secret_key = format!("credmiss-secret-{}", rand::random::<u64>());
+    put_credentials(
+        &client,
+        &names,
+        &secret_name,
+        &[
+            ("AWS_ACCESS_KEY_ID", &key_id),
+            ("AWS_SECRET_ACCESS_KEY", &secret_key),
+        ],
+    )
+    .await;
+    wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_app_secret_pulls(&client, &names).await;
+    let calls = Faults::new(bed.var("BED_FAULTS"))
+        .calls(&key_id, "GetAuthorizationToken")
+        .await;
+    assert!(
+        calls >= 1,
+        "the token was not fetched with the Secret's keys"
+    );
+
+    assert_no_leak(&client, &operator, &names.id, &[&secret_key]).await;
+    cleanup(&client, &names).await;
+}
+
+#[tokio::test]
+async fn credentials_secret_without_the_secret_key_is_incomplete() {
+    let bed = Bed::get();
+    let names = TestNames::new("credinc");
+    let client = setup(&names).await;
+    let operator = Operator::start(bed, &names);
+    let secret_name = names.ns("aws");
+    let key_id = random_access_key_id();
+    put_credentials(
+        &client,
+        &names,
+        &secret_name,
+        &[("AWS_ACCESS_KEY_ID", &key_id)],
+    )
+    .await;
+    registry_for_app(&client, &names, json!({"secretRef": {"name": secret_name}})).await;
+
+    let r = wait_ready(
+        &client,
+        &names.id,
+        "False",
+        Some("CredentialsSecretIncomplete"),
+        TIMEOUT,
+    )
+    .await;
+    let message = condition_message(&r);
+    assert!(message.contains("AWS_SECRET_ACCESS_KEY"), "{message}");
+    assert!(message.contains(&secret_name), "{message}");
+
+    // Completing the Secret fixes it.
+    let secret_key = format!("credinc-secret-{}", rand::random::<u64>());
+    put_credentials(
+        &client,
+        &names,
+        &secret_name,
+        &[
+            ("AWS_ACCESS_KEY_ID", &key_id),
+            ("AWS_SECRET_ACCESS_KEY", &secret_key),
+        ],
+    )
+    .await;
+    wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_app_secret_pulls(&client, &names).await;
+
+    assert_no_leak(&client, &operator, &names.id, &[&secret_key]).await;
+    cleanup(&client, &names).await;
+}
+
+/// IAM users and roles on moto B (IAM checks on), made with the bed's admin key.
+mod iam {
+    use super::ACCOUNT;
+    use crate::bed::{Bed, repo_root};
+    use serde_json::{Value, json};
+    use tokio::io::AsyncWriteExt;
+
+    pub struct User {
+        pub arn: String,
+        pub access_key_id: String,
+        pub secret_access_key: String,
+    }
+
+    pub fn user_arn(name: &str) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:user/{name}")
+    }
+
+    pub fn role_arn(name: &str) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:role/{name}")
+    }
+
+    pub fn allow(action: &str, resource: &str) -> Value {
+        json!({"Effect": "Allow", "Action": action, "Resource": resource})
+    }
+
+    /// A trust statement for `principals` that requires `external_id`.
+    pub fn trust(principals: &[String], external_id: &str) -> Value {
+        json!({
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Principal": {"AWS": principals},
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
+        })
+    }
+
+    /// Runs tests/bed/aws/iam-fixture.py with `spec`; returns the users it created.
+    pub async fn create(spec: Value) -> Vec<User> {
+        let bed = Bed::get();
+        // The bed's Python (tests/bed/aws/lib.sh); the script finds the moto venv.
+        let mut child = tokio::process::Command::new("/usr/bin/python3")
+            .arg(repo_root().join("tests/bed/aws/iam-fixture.py"))
+            .envs(&bed.env)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run iam-fixture.py");
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(spec.to_string().as_bytes()).await.unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().await.expect("iam-fixture.py");
+        assert!(
+            out.status.success(),
+            "iam-fixture.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let created: Value =
+            serde_json::from_slice(&out.stdout).expect("iam-fixture.py prints JSON");
+        assert_eq!(created["account"], ACCOUNT);
+        spec["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| {
+                let c = &created["users"][u["name"].as_str().unwrap()];
+                User {
+                    arn: c["arn"].as_str().unwrap().to_string(),
+                    access_key_id: c["accessKeyId"].as_str().unwrap().to_string(),
+                    secret_access_key: c["secretAccessKey"].as_str().unwrap().to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// How many `operation` calls proxy B saw from sessions of `role_arn`.
+    pub async fn calls_by_role(role_arn: &str, operation: &str) -> u64 {
+        let resp: Value = reqwest::Client::new()
+            .get(format!("{}/calls", Bed::get().var("BED_IAM_FAULTS")))
+            .query(&[
+                ("roleArn", role_arn),
+                ("operation", operation),
+                ("status", "200"),
+            ])
+            .send()
+            .await
+            .expect("fault proxy B reachable")
+            .json()
+            .await
+            .expect("calls JSON");
+        resp["count"].as_u64().expect("count")
+    }
+}
+
+/// The operator, pointed at moto B (IAM checks on).
+fn start_on_moto_b(names: &TestNames) -> Operator {
+    let bed = Bed::get();
+    Operator::start_with(
+        bed,
+        names,
+        bed.kubeconfig(),
+        &[("AWS_ENDPOINT_URL", bed.var("BED_IAM_ENDPOINT_URL"))],
+    )
+}
+
+async fn put_user_credentials(client: &Client, names: &TestNames, user: &iam::User) -> String {
+    let name = names.ns("aws");
+    put_credentials(
+        client,
+        names,
+        &name,
+        &[
+            ("AWS_ACCESS_KEY_ID", &user.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &user.secret_access_key),
+        ],
+    )
+    .await;
+    name
+}
+
+#[tokio::test]
+async fn assume_role_with_the_wrong_external_id_is_denied_until_fixed() {
+    let names = TestNames::new("iamext");
+    let client = setup(&names).await;
+    let user = names.ns("user");
+    let role = names.ns("role");
+    let role_arn = iam::role_arn(&role);
+    let users = iam::create(json!({
+        "users": [{"name": user, "statements": [iam::allow("sts:AssumeRole", &role_arn)]}],
+        "roles": [{
+            "name": role,
+            "trust": [iam::trust(&[iam::user_arn(&user)], "ext-1")],
+            "statements": [iam::allow("ecr:GetAuthorizationToken", "*")],
+        }],
+    }))
+    .await;
+    let user = &users[0];
+    assert_eq!(user.arn, iam::user_arn(&names.ns("user")));
+    let operator = start_on_moto_b(&names);
+    let secret_name = put_user_credentials(&client, &names, user).await;
+    registry_for_app(
+        &client,
+        &names,
+        json!({
+            "secretRef": {"name": secret_name},
+            "assumeRole": {"roleArn": role_arn, "externalId": "wrong"},
+        }),
+    )
+    .await;
+
+    let r = wait_ready(
+        &client,
+        &names.id,
+        "False",
+        Some("AssumeRoleDenied"),
+        TIMEOUT,
+    )
+    .await;
+    let message = condition_message(&r);
+    assert!(message.contains(&role_arn), "{message}");
+    assert!(
+        get_secret(&client, &names.ns("app"), &names.id)
+            .await
+            .is_none()
+    );
+
+    Api::<EcrRegistry>::all(client.clone())
+        .patch(
+            &names.id,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"auth": {"assumeRole": {"externalId": "ext-1"}}}})),
+        )
+        .await
+        .expect("patch externalId");
+    wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_app_secret_pulls(&client, &names).await;
+    assert!(
+        iam::calls_by_role(&role_arn, "GetAuthorizationToken").await >= 1,
+        "the token was not fetched with the role's session"
+    );
+
+    assert_no_leak(&client, &operator, &names.id, &[&user.secret_access_key]).await;
+    cleanup(&client, &names).await;
+}
+
+#[tokio::test]
+async fn role_chain_via_a_hub_role_fetches_the_token_as_the_target_role() {
+    let names = TestNames::new("iamvia");
+    let client = setup(&names).await;
+    let user = names.ns("user");
+    let hub = names.ns("hub");
+    let target = names.ns("target");
+    let (hub_arn, target_arn) = (iam::role_arn(&hub), iam::role_arn(&target));
+    let hub_session = names.ns("hubsession");
+    // Real AWS matches every session of the hub role by the role's ARN; moto only
+    // matches the exact caller ARN, so the session's ARN is listed as well.
+    let hub_principals = [
+        hub_arn.clone(),
+        format!("arn:aws:sts::{ACCOUNT}:assumed-role/{hub}/{hub_session}"),
+    ];
+    let users = iam::create(json!({
+        "users": [{"name": user, "statements": [iam::allow("sts:AssumeRole", &hub_arn)]}],
+        "roles": [
+            {
+                "name": hub,
+                "trust": [iam::trust(&[iam::user_arn(&user)], "ext-hub")],
+                "statements": [iam::allow("sts:AssumeRole", &target_arn)],
+            },
+            {
+                "name": target,
+                "trust": [iam::trust(&hub_principals, "ext-target")],
+                "statements": [iam::allow("ecr:GetAuthorizationToken", "*")],
+            },
+        ],
+    }))
+    .await;
+    let user = &users[0];
+    let operator = start_on_moto_b(&names);
+    let secret_name = put_user_credentials(&client, &names, user).await;
+    registry_for_app(
+        &client,
+        &names,
+        json!({
+            "secretRef": {"name": secret_name},
+            "assumeRole": {
+                "roleArn": target_arn,
+                "externalId": "ext-target",
+                "via": {"roleArn": hub_arn, "externalId": "ext-hub", "sessionName": hub_session},
+            },
+        }),
+    )
+    .await;
+
+    wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_app_secret_pulls(&client, &names).await;
+    assert!(
+        iam::calls_by_role(&hub_arn, "AssumeRole").await >= 1,
+        "the hub role was not assumed"
+    );
+    assert!(
+        iam::calls_by_role(&target_arn, "GetAuthorizationToken").await >= 1,
+        "the token was not fetched as the target role"
+    );
+
+    assert_no_leak(&client, &operator, &names.id, &[&user.secret_access_key]).await;
+    cleanup(&client, &names).await;
+}
+
+#[tokio::test]
+async fn user_without_ecr_permission_is_ecr_access_denied() {
+    let names = TestNames::new("iamnoecr");
+    let client = setup(&names).await;
+    let users = iam::create(json!({"users": [{"name": names.ns("user"), "statements": []}]})).await;
+    let user = &users[0];
+    let operator = start_on_moto_b(&names);
+    let secret_name = put_user_credentials(&client, &names, user).await;
+    registry_for_app(&client, &names, json!({"secretRef": {"name": secret_name}})).await;
+
+    let r = wait_ready(
+        &client,
+        &names.id,
+        "False",
+        Some("EcrAccessDenied"),
+        TIMEOUT,
+    )
+    .await;
+    let message = condition_message(&r);
+    assert!(message.contains("ecr:GetAuthorizationToken"), "{message}");
+    assert!(
+        get_secret(&client, &names.ns("app"), &names.id)
+            .await
+            .is_none()
+    );
+
+    assert_no_leak(&client, &operator, &names.id, &[&user.secret_access_key]).await;
+    cleanup(&client, &names).await;
+}

@@ -1,0 +1,59 @@
+//! Client of the bed's fault-injecting AWS proxy.
+
+use serde_json::{Value, json};
+
+pub struct Faults {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Faults {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Adds a rule for `access_key_id`; returns its id.
+    pub async fn add(&self, access_key_id: &str, operation: &str, action: Value) -> String {
+        let mut rule = action;
+        rule["match"] = json!({"accessKeyId": access_key_id, "operation": operation});
+        let resp: Value = self
+            .http
+            .post(format!("{}/rules", self.base))
+            .json(&rule)
+            .send()
+            .await
+            .expect("fault proxy reachable")
+            .error_for_status()
+            .expect("rule accepted")
+            .json()
+            .await
+            .unwrap();
+        resp["id"].as_str().expect("rule id").to_string()
+    }
+
+    pub async fn remove(&self, id: &str) {
+        self.http
+            .delete(format!("{}/rules/{id}", self.base))
+            .send()
+            .await
+            .expect("fault proxy reachable");
+    }
+
+    /// How many calls of `operation` the proxy saw with this access key ID.
+    pub async fn calls(&self, access_key_id: &str, operation: &str) -> u64 {
+        let resp: Value = self
+            .http
+            .get(format!("{}/calls", self.base))
+            .query(&[("accessKeyId", access_key_id), ("operation", operation)])
+            .send()
+            .await
+            .expect("fault proxy reachable")
+            .json()
+            .await
+            .unwrap();
+        resp["count"].as_u64().expect("count")
+    }
+}
