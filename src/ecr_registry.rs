@@ -300,3 +300,21 @@ impl EcrRegistry {
             .unwrap_or_else(|| kube::ResourceExt::name_any(self))
     }
 }
+
+/// The CustomResourceDefinition as YAML (what `ecr-operator crd` prints and `crds/` holds).
+pub fn crd_yaml() -> String {
+    serde_saphyr::to_string(&<EcrRegistry as kube::CustomResourceExt>::crd())
+        .expect("a CRD always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_crd_matches_the_code() {
+        let committed = include_str!("../crds/ecrregistry.yaml");
+        assert!(
+            committed == super::crd_yaml(),
+            "crds/ecrregistry.yaml is stale: run `make crds` and commit the result"
+        );
+    }
+}

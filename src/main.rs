@@ -3,9 +3,7 @@
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ecr_operator::controller;
-use ecr_operator::ecr_registry::EcrRegistry;
 use ecr_operator::telemetry::{self, LogFormat};
-use kube::CustomResourceExt;
 
 /// Keeps Kubernetes image-pull secrets for Amazon ECR fresh.
 #[derive(Parser)]
@@ -59,7 +57,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Crd => {
-            print!("{}", crd_yaml()?);
+            print!("{}", ecr_operator::ecr_registry::crd_yaml());
             Ok(())
         }
         Command::Run(args) => {
@@ -80,10 +78,6 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-fn crd_yaml() -> anyhow::Result<String> {
-    Ok(serde_saphyr::to_string(&EcrRegistry::crd())?)
 }
 
 async fn shutdown_signal() {

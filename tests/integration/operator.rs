@@ -59,21 +59,6 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits for the process to exit by itself and returns its exit status.
-    pub fn wait_exit(&mut self, secs: u64) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "operator still running after {secs}s"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    }
-
     /// Asserts that no secret value ever reached the logs.
     pub fn assert_logs_hold_none_of<S: AsRef<str>>(&self, secrets: &[S]) {
         let logs = self.logs();

@@ -1,0 +1,32 @@
+# The two commands of the README:
+#   make demo   the operator on the local test bed (no cluster or AWS account needed)
+#   make test   formatting, lints, unit tests and the integration tests on the bed
+.PHONY: test lint unit integration demo crds bed-up bed-down
+
+test: lint unit integration
+
+lint:
+	tests/ensure-toolchain
+	cargo fmt --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+unit:
+	cargo test --locked --lib --bins
+
+# The test fixture starts a private bed (installing what is missing) and a
+# watchdog tears it down when the test process exits.
+integration:
+	cargo test --locked --test integration
+
+demo:
+	tests/demo
+
+# Regenerate the committed CRD YAML (a unit test fails when it drifts).
+crds:
+	cargo run --quiet -- crd > crds/ecrregistry.yaml
+
+bed-up:
+	@tests/bed/up
+
+bed-down:
+	tests/bed/down
