@@ -90,9 +90,44 @@ impl Identity {
         )
     }
 
-    /// Resolves the credentials (assuming the roles of the chain in order) and
-    /// fetches one authorization token.
-    pub async fn fetch_token(&self, base: &SdkConfig) -> Result<AuthToken> {
+    /// The identity of an EcrRegistry: static keys are read from the credentials
+    /// Secret in the operator's own namespace, and only there.
+    pub async fn for_registry(
+        client: &kube::Client,
+        operator_namespace: &str,
+        registry: &crate::ecr_registry::EcrRegistry,
+    ) -> Result<Self> {
+        let auth = registry.spec.auth.clone().unwrap_or_default();
+        let static_keys = match &auth.secret_ref {
+            None => None,
+            Some(r) => {
+                let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
+                    client.clone(),
+                    operator_namespace,
+                )
+                .get_opt(&r.name)
+                .await?
+                .ok_or_else(|| Error::CredentialsSecretMissing {
+                    namespace: operator_namespace.to_string(),
+                    name: r.name.clone(),
+                })?;
+                Some(StaticKeys::from_secret_data(
+                    operator_namespace,
+                    &r.name,
+                    &secret.data.unwrap_or_default(),
+                )?)
+            }
+        };
+        Ok(Self {
+            region: registry.spec.region.clone(),
+            static_keys,
+            assume_role: auth.assume_role,
+        })
+    }
+
+    /// Resolves the credentials (assuming the roles of the chain in order) into an
+    /// SDK config for the identity's region, for any AWS client.
+    pub async fn sdk_config(&self, base: &SdkConfig) -> Result<SdkConfig> {
         let region = Region::new(self.region.clone());
         let mut provider = match &self.static_keys {
             Some(k) => SharedCredentialsProvider::new(Credentials::new(
@@ -149,13 +184,16 @@ impl Identity {
                 provider = SharedCredentialsProvider::new(credentials.clone());
             }
         }
-        let ecr = aws_sdk_ecr::Client::new(
-            &base
-                .to_builder()
-                .region(region)
-                .credentials_provider(SharedCredentialsProvider::new(credentials))
-                .build(),
-        );
+        Ok(base
+            .to_builder()
+            .region(region)
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build())
+    }
+
+    /// Resolves the credentials and fetches one authorization token.
+    pub async fn fetch_token(&self, base: &SdkConfig) -> Result<AuthToken> {
+        let ecr = aws_sdk_ecr::Client::new(&self.sdk_config(base).await?);
         let out = ecr
             .get_authorization_token()
             .send()

@@ -3,7 +3,7 @@
 //! reconcile pipeline observe → plan → apply → status for each EcrRegistry.
 
 use crate::auth_token::{parse_refresh_before, refresh_at};
-use crate::aws_identity::{Identity, StaticKeys};
+use crate::aws_identity::Identity;
 use crate::docker_config::DockerConfig;
 use crate::ecr_registry::EcrRegistry;
 use crate::error::{Error, Result};
@@ -209,7 +209,13 @@ impl Context {
         if !deleting {
             match &refresh_before {
                 Err(e) => token_error = Some(Error::InvalidSpec(e.to_string())),
-                Ok(rb) => match self.identity(registry).await {
+                Ok(rb) => match Identity::for_registry(
+                    &self.client,
+                    &self.config.operator_namespace,
+                    registry,
+                )
+                .await
+                {
                     Err(e) => token_error = Some(e),
                     Ok(identity) => match self.tokens.get(&identity, *rb).await {
                         Ok(t) => {
@@ -326,34 +332,6 @@ impl Context {
             }
             // Configuration errors wait for a change of spec or Secret, with a slow retry.
             _ => Action::requeue(Duration::from_secs(300)),
-        })
-    }
-
-    /// The identity of an EcrRegistry; static keys are read from the operator's namespace.
-    async fn identity(&self, registry: &EcrRegistry) -> Result<Identity> {
-        let auth = registry.spec.auth.clone().unwrap_or_default();
-        let static_keys = match &auth.secret_ref {
-            None => None,
-            Some(r) => {
-                let ns = &self.config.operator_namespace;
-                let secret = Api::<Secret>::namespaced(self.client.clone(), ns)
-                    .get_opt(&r.name)
-                    .await?
-                    .ok_or_else(|| Error::CredentialsSecretMissing {
-                        namespace: ns.clone(),
-                        name: r.name.clone(),
-                    })?;
-                Some(StaticKeys::from_secret_data(
-                    ns,
-                    &r.name,
-                    &secret.data.unwrap_or_default(),
-                )?)
-            }
-        };
-        Ok(Identity {
-            region: registry.spec.region.clone(),
-            static_keys,
-            assume_role: auth.assume_role,
         })
     }
 
