@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make demo   the operator on the local test bed (no cluster or AWS account needed)
 #   make test   formatting, lints, unit tests and the integration tests on the bed
-.PHONY: test lint unit integration demo crds bed-up bed-down
+.PHONY: test lint unit integration demo bench crds bed-up bed-down
 
 test: lint unit integration
 
@@ -20,6 +20,10 @@ integration:
 
 demo:
 	tests/demo
+
+# The EcrRegistry benchmark of docs/benchmarks.md (release build, about 3 minutes).
+bench:
+	cargo test --release --locked --test integration bench -- --ignored --nocapture
 
 # Regenerate the committed CRD YAML (a unit test fails when it drifts).
 crds:

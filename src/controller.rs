@@ -2,12 +2,14 @@
 //! and the credential Secrets in the operator's own namespace, and runs the
 //! reconcile pipeline observe → plan → apply → status for each EcrRegistry.
 
+use crate::admin::Readiness;
 use crate::auth_token::{parse_refresh_before, refresh_at};
 use crate::aws_identity::Identity;
 use crate::docker_config::DockerConfig;
 use crate::ecr_registry::EcrRegistry;
 use crate::error::{Error, Result};
 use crate::managed_secret::DesiredSecret;
+use crate::metrics::{Metrics, RefreshLabels, RegistryLabels};
 use crate::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, ObservedServiceAccount};
 use crate::registry_hosts::registry_hosts;
@@ -44,6 +46,8 @@ pub struct Config {
 
 pub struct Context {
     client: Client,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
     config: Config,
     tokens: TokenCache,
     registries: Store<EcrRegistry>,
@@ -58,23 +62,23 @@ pub struct Context {
     warned_expiry: Mutex<HashSet<String>>,
 }
 
-/// Runs until `shutdown` completes. Fails at once when the CRD is not installed.
+/// Shared with the admin server.
+pub struct Telemetry {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Runs until `shutdown` completes. Fails at once when the CRD is not installed;
+/// waits with backoff while the API server is unreachable.
 pub async fn run(
     client: Client,
     config: Config,
     aws: aws_config::SdkConfig,
+    telemetry: Telemetry,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     let registries: Api<EcrRegistry> = Api::all(client.clone());
-    if let Err(e) = registries
-        .list_metadata(&ListParams::default().limit(1))
-        .await
-    {
-        return Err(match e {
-            kube::Error::Api(s) if s.code == 404 => Error::CrdMissing,
-            e => Error::Kube(e),
-        });
-    }
+    wait_for_crd(&registries).await?;
     let mut registry_watch = watcher::Config::default();
     if let Some(sel) = &config.registry_selector {
         registry_watch = registry_watch.labels(sel);
@@ -118,15 +122,37 @@ pub async fn run(
     };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
+        metrics: telemetry.metrics.clone(),
+        readiness: telemetry.readiness,
         client,
         config,
-        tokens: TokenCache::new(aws),
+        tokens: TokenCache::new(aws, telemetry.metrics),
         registries: controller.store(),
         namespaces,
         service_accounts,
         applied: Mutex::default(),
         backoff: Mutex::default(),
         warned_expiry: Mutex::default(),
+    });
+
+    // Ready once every cache has listed and each EcrRegistry has had a first pass.
+    let sync_ctx = ctx.clone();
+    tokio::spawn(async move {
+        let synced = tokio::try_join!(
+            sync_ctx.registries.wait_until_ready(),
+            sync_ctx.namespaces.wait_until_ready(),
+            sync_ctx.service_accounts.wait_until_ready(),
+        );
+        if synced.is_ok() {
+            let names = sync_ctx
+                .registries
+                .state()
+                .iter()
+                .map(|r| r.name_any())
+                .collect();
+            sync_ctx.readiness.caches_synced(names);
+            tracing::info!("caches synced");
+        }
     });
 
     let all = ctx.registries.clone();
@@ -178,15 +204,47 @@ pub async fn run(
 }
 
 async fn reconcile(registry: Arc<EcrRegistry>, ctx: Arc<Context>) -> Result<Action> {
+    let name = registry.name_any();
+    let timer = std::time::Instant::now();
     let api: Api<EcrRegistry> = Api::all(ctx.client.clone());
-    finalizer(&api, FINALIZER, registry, |event| async {
+    let result = finalizer(&api, FINALIZER, registry, |event| async {
         match event {
             Finalizer::Apply(r) => ctx.sync(&r, false).await,
             Finalizer::Cleanup(r) => ctx.sync(&r, true).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconcile_duration
+        .observe(timer.elapsed().as_secs_f64());
+    ctx.readiness.reconciled(&name);
+    result
+}
+
+/// Exits with [`Error::CrdMissing`] when the CRD is absent; retries (with capped
+/// backoff) while the API server cannot be reached, so a restart is never needed.
+async fn wait_for_crd(registries: &Api<EcrRegistry>) -> Result<()> {
+    let mut backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        match registries
+            .list_metadata(&ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Err(Error::CrdMissing),
+            Err(e) => {
+                let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                tracing::warn!(error = %e, retry_in = ?wait, "Kubernetes API not reachable");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
 }
 
 fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -220,6 +278,7 @@ impl Context {
                     Ok(identity) => match self.tokens.get(&identity, *rb).await {
                         Ok(t) => {
                             if t.fetched_now {
+                                self.count_refresh(&name, "success");
                                 tracing::info!(registry = name, region = identity.region, expires_at = %t.token.expires_at, "token fetched");
                             }
                             if t.token.expiry_adjusted
@@ -239,6 +298,7 @@ impl Context {
                             token = Some(t.token);
                         }
                         Err(e) => {
+                            self.count_refresh(&name, e.reason());
                             token = self.tokens.last(&identity).await;
                             token_error = Some(e);
                         }
@@ -312,6 +372,7 @@ impl Context {
             error: token_error.as_ref(),
             now: jiff::Timestamp::now(),
         });
+        self.record_gauges(&name, &new_status);
         self.write_status(registry, new_status).await?;
 
         let transient = token_error.as_ref().is_some_and(Error::is_transient)
@@ -462,6 +523,38 @@ impl Context {
             }
         }
         Ok(())
+    }
+
+    fn count_refresh(&self, registry: &str, result: &str) {
+        self.metrics
+            .refreshes
+            .get_or_create(&RefreshLabels {
+                registry: registry.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    fn record_gauges(&self, registry: &str, status: &crate::ecr_registry::EcrRegistryStatus) {
+        let labels = RegistryLabels {
+            registry: registry.into(),
+        };
+        if let Some(t) = &status.expires_at {
+            self.metrics
+                .token_expiry
+                .get_or_create(&labels)
+                .set(t.0.as_second() as f64);
+        }
+        if let Some(n) = &status.namespaces {
+            self.metrics
+                .namespaces_selected
+                .get_or_create(&labels)
+                .set(n.selected.into());
+            self.metrics
+                .namespaces_synced
+                .get_or_create(&labels)
+                .set(n.synced.into());
+        }
     }
 
     fn next_backoff(&self, name: &str) -> Duration {

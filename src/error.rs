@@ -72,6 +72,19 @@ pub enum Error {
 
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+
+    #[error(
+        "access denied on ecr:{operation}: {detail}; allow ecr:{operation} in the IAM policy of the EcrRegistry's identity"
+    )]
+    EcrOperationDenied {
+        operation: &'static str,
+        detail: String,
+    },
+
+    #[error(
+        "the EcrMirror CRD (ecrmirrors.ecr-operator.io) is not installed: apply it with `kubectl apply -f crds/`"
+    )]
+    MirrorCrdMissing,
 }
 
 impl Error {
@@ -90,6 +103,8 @@ impl Error {
             Self::CrdMissing => "CrdMissing",
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(_) => "FinalizerError",
+            Self::EcrOperationDenied { .. } => "EcrAccessDenied",
+            Self::MirrorCrdMissing => "CrdMissing",
         }
     }
 
@@ -100,6 +115,18 @@ impl Error {
             AwsFailure::Network(detail) => Self::Network { operation, detail },
             AwsFailure::Denied(detail) => Self::EcrAccessDenied { detail },
             AwsFailure::Other(detail) => Self::Aws { operation, detail },
+        }
+    }
+
+    /// The AWS operation that failed, for metrics.
+    pub fn aws_operation(&self) -> Option<&'static str> {
+        match self {
+            Self::Throttled { operation }
+            | Self::Network { operation, .. }
+            | Self::Aws { operation, .. } => Some(operation),
+            Self::AssumeRoleDenied { .. } => Some("AssumeRole"),
+            Self::EcrAccessDenied { .. } => Some("GetAuthorizationToken"),
+            _ => None,
         }
     }
 

@@ -7,7 +7,18 @@ use ecr_operator::telemetry::{self, LogFormat};
 
 /// Keeps Kubernetes image-pull secrets for Amazon ECR fresh.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:
+  ecr-operator run
+  ecr-operator token --region eu-west-1 --format docker-login
+  ecr-operator repos --region eu-west-1
+  ecr-operator crd | kubectl apply -f -
+
+Exit codes: 0 success, 1 runtime failure (AWS, network, file), 2 usage error"
+)]
 struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -26,6 +37,16 @@ enum Command {
     ///
     /// Example: ecr-operator crd | kubectl apply -f -
     Crd,
+    /// Print a fresh ECR token (JSON, dockerconfigjson, password, docker login
+    /// pipelines) or merge it into a Docker config file.
+    #[command(long_about = cli::token::LONG_ABOUT)]
+    Token(cli::token::TokenArgs),
+    /// List the repositories of an ECR registry, as a table or JSON.
+    #[command(long_about = cli::repos::LONG_ABOUT)]
+    Repos(cli::repos::ReposArgs),
+    /// Copy an image (one platform, or an index with all of them) to another registry.
+    #[command(long_about = cli::mirror::LONG_ABOUT)]
+    Mirror(cli::mirror::MirrorArgs),
 }
 
 #[tokio::main]
@@ -34,6 +55,9 @@ async fn main() -> std::process::ExitCode {
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args).await,
+        Command::Token(args) => cli::token::run(args).await,
+        Command::Repos(args) => cli::repos::run(args).await,
+        Command::Mirror(args) => cli::mirror::run(args, cli.log_format).await,
         Command::Crd => {
             print!("{}", ecr_operator::ecr_registry::crd_yaml());
             Ok(())

@@ -4,6 +4,7 @@
 use crate::auth_token::{AuthToken, refresh_at};
 use crate::aws_identity::Identity;
 use crate::error::Result;
+use crate::metrics::Metrics;
 use aws_config::SdkConfig;
 use jiff::{SignedDuration, Timestamp};
 use std::collections::HashMap;
@@ -13,6 +14,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<AuthToken>>>;
 
 pub struct TokenCache {
     base: SdkConfig,
+    metrics: Arc<Metrics>,
     slots: Mutex<HashMap<String, Slot>>,
 }
 
@@ -23,9 +25,10 @@ pub struct CachedToken {
 }
 
 impl TokenCache {
-    pub fn new(base: SdkConfig) -> Self {
+    pub fn new(base: SdkConfig, metrics: Arc<Metrics>) -> Self {
         Self {
             base,
+            metrics,
             slots: Mutex::default(),
         }
     }
@@ -53,7 +56,23 @@ impl TokenCache {
                 fetched_now: false,
             });
         }
-        let token = identity.fetch_token(&self.base).await?;
+        let token = match identity.fetch_token(&self.base).await {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(op) = e.aws_operation() {
+                    self.metrics.aws_call(op, e.reason());
+                }
+                return Err(e);
+            }
+        };
+        let roles = identity
+            .assume_role
+            .as_ref()
+            .map_or(0, |r| 1 + usize::from(r.via.is_some()));
+        for _ in 0..roles {
+            self.metrics.aws_call("AssumeRole", "success");
+        }
+        self.metrics.aws_call("GetAuthorizationToken", "success");
         *cached = Some(token.clone());
         Ok(CachedToken {
             token,

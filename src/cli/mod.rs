@@ -1,3 +1,7 @@
 //! The binary's subcommands, one file each. This is the edge: errors are `anyhow`.
 
+pub mod aws_args;
+pub mod mirror;
+pub mod repos;
 pub mod run;
+pub mod token;

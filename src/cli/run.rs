@@ -1,11 +1,21 @@
-//! `ecr-operator run`: the controller.
+//! `ecr-operator run`: the admin server, leader election and the controllers.
 
 use anyhow::Context as _;
-use ecr_operator::controller;
+use ecr_operator::admin::{self, Readiness};
+use ecr_operator::controller::{self, Telemetry};
+use ecr_operator::metrics::Metrics;
+use kube_lease_manager::LeaseManagerBuilder;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:
+  ecr-operator run                                  # in a cluster, as deployed by deploy/
+  KUBECONFIG=~/.kube/config ecr-operator run --namespace ecr-operator --leader-elect=false")]
 pub struct RunArgs {
-    /// The operator's own namespace, where credential Secrets (spec.auth.secretRef) live.
+    /// The operator's own namespace, where credential Secrets (spec.auth.secretRef)
+    /// and the leader-election Lease live.
     #[arg(long, env = "POD_NAMESPACE", default_value = "ecr-operator")]
     namespace: String,
     /// This instance's name, shown in Events and used as the leader-election identity.
@@ -14,24 +24,131 @@ pub struct RunArgs {
     /// Only handle EcrRegistries whose labels match this selector (e.g. shard=a).
     #[arg(long, env = "ECR_OPERATOR_REGISTRY_SELECTOR")]
     registry_selector: Option<String>,
+    /// Address of the admin server (/healthz, /readyz, /metrics).
+    #[arg(long, env = "ECR_OPERATOR_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
+    admin_addr: String,
+    /// Elect a leader with a coordination.k8s.io Lease so only one replica writes.
+    #[arg(long, env = "ECR_OPERATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "ecr-operator")]
+    lease_name: String,
+    /// Seconds a leader's lease lasts without renewal: the longest a failover takes.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(5..=300))]
+    lease_duration: u64,
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
+    let metrics = Arc::new(Metrics::default());
+    let readiness = Arc::new(Readiness::default());
+    let listener = tokio::net::TcpListener::bind(&args.admin_addr)
+        .await
+        .with_context(|| format!("--admin-addr {}: cannot listen", args.admin_addr))?;
+    let router = admin::router(metrics.clone(), readiness.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let client = ecr_operator::kube_client::client(metrics.clone())
         .await
         .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
-    let aws = aws_config::load_from_env().await;
+    let aws = ecr_operator::aws_base::load().await;
+    let identity = args
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("ecr-operator-{}", std::process::id()));
     let config = controller::Config {
-        operator_namespace: args.namespace,
-        registry_selector: args.registry_selector,
-        instance: args
-            .pod_name
-            .unwrap_or_else(|| format!("ecr-operator-{}", std::process::id())),
+        operator_namespace: args.namespace.clone(),
+        registry_selector: args.registry_selector.clone(),
+        instance: identity.clone(),
     };
-    tracing::info!(namespace = config.operator_namespace, "starting controller");
-    controller::run(client, config, aws, shutdown_signal()).await?;
-    tracing::info!("stopped");
-    Ok(())
+
+    // One flag for "stop": set by SIGTERM/SIGINT, awaited by every task.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |rx: &watch::Receiver<bool>| {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    // Futures are lazy: nothing runs until the branch below awaits it.
+    let telemetry = Telemetry {
+        metrics: metrics.clone(),
+        readiness: readiness.clone(),
+    };
+    let controllers = controller::run(client.clone(), config, aws, telemetry, stopped(&stop_rx));
+
+    if !args.leader_elect {
+        readiness.set_electing(true);
+        readiness.set_leading(true);
+        metrics.leader.set(1);
+        tracing::info!(
+            namespace = args.namespace,
+            "starting controllers (leader election off)"
+        );
+        controllers.await?;
+        tracing::info!("stopped");
+        return Ok(());
+    }
+
+    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
+        .with_namespace(&args.namespace)
+        .with_identity(&identity)
+        .with_duration(args.lease_duration)
+        .with_grace((args.lease_duration / 3).max(2))
+        .build()
+        .await
+        .context("leader election: cannot set up the Lease")?;
+    readiness.set_electing(true);
+    tracing::info!(
+        lease = args.lease_name,
+        identity,
+        "waiting to become leader"
+    );
+    loop {
+        tokio::select! {
+            _ = stopped(&stop_rx) => {
+                tracing::info!("stopped before becoming leader");
+                return Ok(());
+            }
+            changed = manager.changed() => {
+                if changed.context("leader election")? {
+                    break;
+                }
+            }
+        }
+    }
+
+    tracing::info!(identity, "became leader; starting controllers");
+    metrics.leader.set(1);
+    readiness.set_leading(true);
+    let result = tokio::select! {
+        r = controllers => r.map_err(anyhow::Error::from),
+        // `changed()` renews the lease while we lead and returns when we lose it.
+        lost = async {
+            loop {
+                match manager.changed().await {
+                    Ok(false) => return anyhow::anyhow!("lost the leader lease"),
+                    Ok(true) => continue,
+                    Err(e) => return anyhow::Error::from(e).context("leader election"),
+                }
+            }
+        } => Err(lost),
+    };
+    metrics.leader.set(0);
+    readiness.set_leading(false);
+    // Hand over at once instead of making the next leader wait out the lease.
+    if let Err(e) = tokio::time::timeout(Duration::from_secs(3), manager.release()).await {
+        tracing::warn!(error = %e, "lease not released in time");
+    }
+    match &result {
+        Ok(()) => tracing::info!("stopped; lease released"),
+        Err(e) => tracing::error!(error = %e, "stopping"),
+    }
+    result
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Operator {
     child: Child,
     log: PathBuf,
+    /// Port of the admin server (/healthz, /readyz, /metrics).
+    pub admin_port: u16,
 }
 
 impl Operator {
@@ -23,15 +25,19 @@ impl Operator {
         kubeconfig: &Path,
         env: &[(&str, &str)],
     ) -> Self {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = std::env::temp_dir().join(format!(
-            "ecr-operator-{}-{}.log",
+            "ecr-operator-{}-{}-{n}.log",
             names.id,
             std::process::id()
         ));
         let file = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-operator"));
+        let admin_port = free_port();
         cmd.args(["run", "--namespace", &names.ns("op")])
             .args(["--registry-selector", &format!("test={}", names.id)])
+            .args(["--admin-addr", &format!("127.0.0.1:{admin_port}")])
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::temp_dir())
@@ -52,7 +58,40 @@ impl Operator {
         Self {
             child: cmd.spawn().expect("start ecr-operator"),
             log,
+            admin_port,
         }
+    }
+
+    /// GET on the admin server: (status code, body); (0, "") while it is not up.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        match reqwest::get(format!("http://127.0.0.1:{}{path}", self.admin_port)).await {
+            Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, secs: u64) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "operator still running {secs}s after SIGTERM"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn logs(&self) -> String {
@@ -83,4 +122,11 @@ impl Drop for Operator {
             eprintln!("operator log kept at {}", self.log.display());
         }
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }

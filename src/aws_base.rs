@@ -1,0 +1,25 @@
+//! The base AWS configuration: the standard environment (credentials chain,
+//! region, `AWS_ENDPOINT_URL`) and an HTTPS client that honours `HTTPS_PROXY`
+//! and `NO_PROXY`, on the one TLS stack (rustls with aws-lc-rs).
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder, Connector};
+
+pub async fn load() -> SdkConfig {
+    let http_client = Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = Connector::builder().proxy_config(ProxyConfig::from_env());
+        connector.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            connector.set_sleep_impl(c.sleep_impl());
+        }
+        connector
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build()
+    });
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .load()
+        .await
+}
