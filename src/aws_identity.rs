@@ -14,6 +14,7 @@ use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_types::region::Region;
+use k8s_openapi::api::core::v1::Secret;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
@@ -97,24 +98,42 @@ impl Identity {
         operator_namespace: &str,
         registry: &crate::ecr_registry::EcrRegistry,
     ) -> Result<Self> {
+        let secret = match registry
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.secret_ref.as_ref())
+        {
+            Some(r) => {
+                kube::Api::<Secret>::namespaced(client.clone(), operator_namespace)
+                    .get_opt(&r.name)
+                    .await?
+            }
+            None => None,
+        };
+        Self::for_registry_from(registry, operator_namespace, secret.as_ref())
+    }
+
+    /// The same, with the credentials Secret already at hand (e.g. from a cache);
+    /// `credentials` is the Secret that `spec.auth.secretRef` names, if it exists.
+    pub fn for_registry_from(
+        registry: &crate::ecr_registry::EcrRegistry,
+        operator_namespace: &str,
+        credentials: Option<&Secret>,
+    ) -> Result<Self> {
         let auth = registry.spec.auth.clone().unwrap_or_default();
         let static_keys = match &auth.secret_ref {
             None => None,
             Some(r) => {
-                let secret = kube::Api::<k8s_openapi::api::core::v1::Secret>::namespaced(
-                    client.clone(),
-                    operator_namespace,
-                )
-                .get_opt(&r.name)
-                .await?
-                .ok_or_else(|| Error::CredentialsSecretMissing {
+                let secret = credentials.ok_or_else(|| Error::CredentialsSecretMissing {
                     namespace: operator_namespace.to_string(),
                     name: r.name.clone(),
                 })?;
+                let data = secret.data.clone().unwrap_or_default();
                 Some(StaticKeys::from_secret_data(
                     operator_namespace,
                     &r.name,
-                    &secret.data.unwrap_or_default(),
+                    &data,
                 )?)
             }
         };

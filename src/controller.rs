@@ -53,6 +53,7 @@ pub struct Context {
     registries: Store<EcrRegistry>,
     namespaces: Store<PartialObjectMeta<Namespace>>,
     service_accounts: Store<ServiceAccount>,
+    credentials: Store<Secret>,
     /// Fingerprint last written per registry and namespace: what makes the steady
     /// state quiet (no request when nothing changed).
     applied: Mutex<HashMap<String, BTreeMap<String, u64>>>,
@@ -109,11 +110,18 @@ pub async fn run(
     )
     .touched_objects();
 
-    let credential_events = watcher(
-        Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
-        watcher::Config::default(),
+    // Credential Secrets live in the operator's own namespace only: cached there,
+    // so a reconcile reads them without a request.
+    let (credentials, credentials_writer) = reflector::store();
+    let credential_events = reflector(
+        credentials_writer,
+        watcher(
+            Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .modify(|s| s.managed_fields_mut().clear()),
     )
-    .default_backoff()
     .touched_objects();
 
     let reporter = Reporter {
@@ -130,6 +138,7 @@ pub async fn run(
         registries: controller.store(),
         namespaces,
         service_accounts,
+        credentials,
         applied: Mutex::default(),
         backoff: Mutex::default(),
         warned_expiry: Mutex::default(),
@@ -142,6 +151,7 @@ pub async fn run(
             sync_ctx.registries.wait_until_ready(),
             sync_ctx.namespaces.wait_until_ready(),
             sync_ctx.service_accounts.wait_until_ready(),
+            sync_ctx.credentials.wait_until_ready(),
         );
         if synced.is_ok() {
             let names = sync_ctx
@@ -267,13 +277,7 @@ impl Context {
         if !deleting {
             match &refresh_before {
                 Err(e) => token_error = Some(Error::InvalidSpec(e.to_string())),
-                Ok(rb) => match Identity::for_registry(
-                    &self.client,
-                    &self.config.operator_namespace,
-                    registry,
-                )
-                .await
-                {
+                Ok(rb) => match self.identity(registry) {
                     Err(e) => token_error = Some(e),
                     Ok(identity) => match self.tokens.get(&identity, *rb).await {
                         Ok(t) => {
@@ -394,6 +398,17 @@ impl Context {
             // Configuration errors wait for a change of spec or Secret, with a slow retry.
             _ => Action::requeue(Duration::from_secs(300)),
         })
+    }
+
+    fn identity(&self, registry: &EcrRegistry) -> Result<Identity> {
+        let ns = &self.config.operator_namespace;
+        let secret = registry
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.secret_ref.as_ref())
+            .and_then(|r| self.credentials.get(&ObjectRef::new(&r.name).within(ns)));
+        Identity::for_registry_from(registry, ns, secret.as_deref())
     }
 
     fn observed_namespaces(&self) -> Vec<ObservedNamespace> {

@@ -648,10 +648,16 @@ impl Context {
         }
         let api: Api<EcrMirror> =
             Api::namespaced(self.client.clone(), &mirror.namespace().unwrap_or_default());
+        // Server-side apply, not a merge patch: a field that became empty (the
+        // CronJob's name once the schedule is gone) must be removed, not kept.
         api.patch_status(
             &mirror.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": new })),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": EcrMirror::api_version(&()),
+                "kind": EcrMirror::kind(&()),
+                "status": new,
+            })),
         )
         .await?;
         let message = new.message.clone().unwrap_or_default();

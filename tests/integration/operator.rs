@@ -33,7 +33,10 @@ impl Operator {
             std::process::id()
         ));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ecr-operator"));
+        // ECR_OPERATOR_BIN lets the benchmark run a release build under a debug harness.
+        let bin = std::env::var("ECR_OPERATOR_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_ecr-operator").into());
+        let mut cmd = Command::new(bin);
         let admin_port = free_port();
         cmd.args(["run", "--namespace", &names.ns("op")])
             .args(["--registry-selector", &format!("test={}", names.id)])
