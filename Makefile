@@ -28,7 +28,8 @@ bench:
 
 # Regenerate the committed CRD YAML (a unit test fails when it drifts).
 crds:
-	cargo run --quiet -- crd > crds/ecrregistry.yaml
+	cargo run --quiet -- crd | awk '/^---$$/{n++; next} {print > (n ? "crds/ecrmirror.yaml" : "crds/ecrregistry.yaml")}'
+	deploy/sync-crds
 
 bed-up:
 	@tests/bed/up

@@ -8,7 +8,7 @@ use crate::aws_identity::Identity;
 use crate::docker_config::DockerConfig;
 use crate::ecr_registry::EcrRegistry;
 use crate::error::{Error, Result};
-use crate::managed_secret::DesiredSecret;
+use crate::managed_secret::{DesiredSecret, FIELD_MANAGER};
 use crate::metrics::{Metrics, RefreshLabels, RegistryLabels};
 use crate::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, ObservedServiceAccount};
@@ -379,11 +379,11 @@ impl Context {
         self.record_gauges(&name, &new_status);
         self.write_status(registry, new_status).await?;
 
+        // Failed namespaces are retried with backoff (capped at 5 minutes): Secrets are
+        // not watched, so a conflict the user resolves is seen at the next try.
         let transient = token_error.as_ref().is_some_and(Error::is_transient)
-            || outcome
-                .failures
-                .iter()
-                .any(|f| f.reason == "ApiError" || f.reason == "ServiceAccountUpdateFailed");
+            || !outcome.failures.is_empty()
+            || !plan.conflicts.is_empty();
         if transient {
             return Ok(Action::requeue(self.next_backoff(&name)));
         }
@@ -509,10 +509,16 @@ impl Context {
             status::ready(registry.status.as_ref()).map(|c| (c.status.clone(), c.reason.clone()));
         let after = status::ready(Some(&new)).cloned();
         let api: Api<EcrRegistry> = Api::all(self.client.clone());
+        // Server-side apply: fields left out of the new status (an emptied failures
+        // list, say) are removed, which a merge patch would keep.
         api.patch_status(
             &registry.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({ "status": new })),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(serde_json::json!({
+                "apiVersion": "ecr-operator.io/v1alpha1",
+                "kind": "EcrRegistry",
+                "status": new,
+            })),
         )
         .await?;
         if let Some(c) = after

@@ -126,6 +126,7 @@ impl Error {
             | Self::Aws { operation, .. } => Some(operation),
             Self::AssumeRoleDenied { .. } => Some("AssumeRole"),
             Self::EcrAccessDenied { .. } => Some("GetAuthorizationToken"),
+            Self::EcrOperationDenied { operation, .. } => Some(operation),
             _ => None,
         }
     }

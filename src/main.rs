@@ -59,7 +59,11 @@ async fn main() -> std::process::ExitCode {
         Command::Repos(args) => cli::repos::run(args).await,
         Command::Mirror(args) => cli::mirror::run(args, cli.log_format).await,
         Command::Crd => {
-            print!("{}", ecr_operator::ecr_registry::crd_yaml());
+            print!(
+                "{}---\n{}",
+                ecr_operator::ecr_registry::crd_yaml(),
+                ecr_operator::ecr_mirror::crd_yaml()
+            );
             Ok(())
         }
     };

@@ -78,13 +78,19 @@ struct Step {
     transient: bool,
 }
 
-/// Runs until `shutdown` completes. Fails at once when the EcrMirror CRD is not installed.
+/// Runs until `shutdown` completes. Fails at once when the EcrMirror CRD is not
+/// installed or `config.image` is empty.
 pub async fn run(
     client: Client,
     config: MirrorConfig,
     aws: aws_config::SdkConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
+    if config.image.trim().is_empty() {
+        return Err(Error::InvalidSpec(
+            "no image for the EcrMirror Jobs: set --image or ECR_OPERATOR_IMAGE to the operator's own image".into(),
+        ));
+    }
     let mirrors: Api<EcrMirror> = Api::all(client.clone());
     if let Err(e) = mirrors.list_metadata(&ListParams::default().limit(1)).await {
         return Err(match e {
@@ -733,10 +739,13 @@ fn finished_before(prev: &EcrMirrorStatus, mirror: &EcrMirror) -> bool {
         && matches!(prev.phase, Some(Phase::Succeeded | Phase::Failed))
 }
 
-/// True when `job` succeeded and the status does not record that yet.
+/// True when `job` succeeded and the status does not hold its digest yet (a failed
+/// lookup is retried; an image that is not there is remembered per Job).
 pub fn needs_digest(prev: &EcrMirrorStatus, job: &Job) -> bool {
     job_outcome(job).phase == Phase::Succeeded
-        && !(prev.job_name == Some(job.name_any()) && prev.phase == Some(Phase::Succeeded))
+        && !(prev.job_name == Some(job.name_any())
+            && prev.phase == Some(Phase::Succeeded)
+            && prev.digest.is_some())
 }
 
 /// What a Job's status says about the copy.

@@ -3,6 +3,7 @@
 use anyhow::Context as _;
 use ecr_operator::admin::{self, Readiness};
 use ecr_operator::controller::{self, Telemetry};
+use ecr_operator::mirror_controller;
 use ecr_operator::metrics::Metrics;
 use kube_lease_manager::LeaseManagerBuilder;
 use std::sync::Arc;
@@ -33,6 +34,10 @@ pub struct RunArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "ecr-operator")]
     lease_name: String,
+    /// The operator's own image, run by the EcrMirror Jobs. Without it the EcrMirror
+    /// controller stays off.
+    #[arg(long, env = "ECR_OPERATOR_IMAGE")]
+    image: Option<String>,
     /// Seconds a leader's lease lasts without renewal: the longest a failover takes.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(5..=300))]
     lease_duration: u64,
@@ -79,7 +84,25 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     };
-    let controllers = controller::run(client.clone(), config, aws, telemetry, stopped(&stop_rx));
+    let mirrors = args.image.clone().map(|image| {
+        let config = mirror_controller::MirrorConfig {
+            operator_namespace: config.operator_namespace.clone(),
+            image,
+            selector: config.registry_selector.clone(),
+            instance: config.instance.clone(),
+        };
+        mirror_controller::run(client.clone(), config, aws.clone(), stopped(&stop_rx))
+    });
+    if mirrors.is_none() {
+        tracing::info!("EcrMirror controller off: no --image / ECR_OPERATOR_IMAGE");
+    }
+    let registries = controller::run(client.clone(), config, aws, telemetry, stopped(&stop_rx));
+    let controllers = async move {
+        match mirrors {
+            Some(mirrors) => tokio::try_join!(registries, mirrors).map(|_| ()),
+            None => registries.await,
+        }
+    };
 
     if !args.leader_elect {
         readiness.set_electing(true);

@@ -286,14 +286,15 @@ impl World {
     }
 }
 
-/// Every permission the EcrMirror controller needs (what deploy/ must grant),
-/// cluster-wide.
+/// Every permission the EcrMirror controller needs, cluster-wide (what deploy/
+/// must grant; plus, as for EcrRegistry, reading credential Secrets in the
+/// operator's namespace when an EcrRegistry uses spec.auth.secretRef).
 fn controller_rules() -> Value {
     json!([
-        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrmirrors"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrmirrors/status"], "verbs": ["get", "patch", "update"]},
-        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrregistries"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrmirrors"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrmirrors/status"], "verbs": ["patch"]},
+        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrregistries"], "verbs": ["list", "watch"]},
+        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     ])
 }
@@ -521,6 +522,14 @@ async fn a_push_creates_the_repository_and_a_locked_down_job_and_records_the_dig
     let done = w
         .wait_status("nginx", "Succeeded", |s| s.phase == Some(Phase::Succeeded))
         .await;
+    // The steady state is quiet: no status write without a change.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let later = w.mirrors().get("nginx").await.unwrap();
+    assert_eq!(
+        later.resource_version(),
+        done.resource_version(),
+        "status rewritten"
+    );
     let status = done.status.unwrap();
     assert!(status.last_success_time.is_some());
     assert_eq!(status.digest.as_deref(), Some(digest.as_str()));
@@ -975,6 +984,17 @@ async fn the_controller_works_with_only_its_documented_rbac() {
     w.complete_job("app-1").await;
     w.wait_status("app", "Succeeded", |s| s.phase == Some(Phase::Succeeded))
         .await;
+    eventually(10, "the Events it recorded", || async {
+        let reasons: Vec<String> = w
+            .events_of("app")
+            .await
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect();
+        (reasons.contains(&"Created".to_string()) && reasons.contains(&"Succeeded".to_string()))
+            .then_some(())
+    })
+    .await;
 
     // A schedule: the CronJob is created, the one-off Job deleted.
     w.mirrors()

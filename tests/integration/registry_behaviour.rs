@@ -277,6 +277,13 @@ async fn an_unmanaged_secret_is_never_overwritten() {
             .find(|e| e.reason.as_deref() == Some("SecretConflict"))
     })
     .await;
+
+    // Once the user removes their secret, the namespace is synced and the failure clears.
+    api.delete(&names.id, &Default::default()).await.unwrap();
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), 30).await;
+    let status = r.status.unwrap();
+    assert!(status.failures.is_empty(), "{:?}", status.failures);
+    assert_eq!(status.namespaces.unwrap().summary, "2/2");
 }
 
 #[tokio::test]
