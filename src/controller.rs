@@ -264,6 +264,13 @@ fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) ->
 
 impl Context {
     async fn sync(&self, registry: &EcrRegistry, deleting: bool) -> Result<Action> {
+        // Plan only on complete caches: a half-listed namespace cache would look like
+        // namespaces that are gone.
+        let _ = tokio::try_join!(
+            self.namespaces.wait_until_ready(),
+            self.service_accounts.wait_until_ready(),
+            self.credentials.wait_until_ready(),
+        );
         let name = registry.name_any();
         let namespaces = self.observed_namespaces();
         let service_accounts = self.observed_service_accounts();

@@ -21,7 +21,8 @@ mounted from the source repository; otherwise they stream through without being 
 held in memory.
 
 References are [registry/]repository[:tag][@digest], Docker Hub and :latest when \
-left out. A DESTINATION without tag or digest takes the SOURCE's tag.
+left out. A DESTINATION without tag or digest takes the SOURCE's tag; --tag adds \
+more tags.
 
 Credentials come from Docker config files (the .dockerconfigjson format the operator \
 writes): each --authfile in order, the first file with an entry for a registry wins; \
@@ -65,6 +66,9 @@ pub struct MirrorArgs {
     /// Default: $DOCKER_CONFIG/config.json or ~/.docker/config.json, if present.
     #[arg(long = "authfile", value_name = "PATH")]
     authfiles: Vec<PathBuf>,
+    /// Also tag the copy in the destination with TAG (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
     /// Talk plain HTTP (no TLS) to both registries.
     #[arg(long)]
     plain_http: bool,
@@ -84,11 +88,15 @@ pub struct MirrorArgs {
 pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> {
     let source = ImageRef::source(&args.source)?;
     let destination = ImageRef::destination(&args.destination, &source)?;
+    for tag in &args.tags {
+        mirror::reference::check_tag(tag)?;
+    }
     let auth = AuthFiles::load(&args.authfiles)?;
     let options = Options {
         plain_http: args.plain_http,
         insecure: args.insecure,
         jobs: args.jobs.into(),
+        tags: args.tags,
     };
     let terminal = std::io::stderr().is_terminal() && matches!(log_format, LogFormat::Text);
     let bars = terminal.then(|| Arc::new(Bars::new()));

@@ -27,6 +27,8 @@ pub struct Options {
     pub insecure: bool,
     /// Blobs (and manifests) transferred at the same time.
     pub jobs: usize,
+    /// More tags for the destination, besides the one of its reference.
+    pub tags: Vec<String>,
 }
 
 impl Default for Options {
@@ -35,6 +37,7 @@ impl Default for Options {
             plain_http: false,
             insecure: false,
             jobs: 4,
+            tags: Vec::new(),
         }
     }
 }
@@ -228,7 +231,7 @@ pub async fn mirror(
             );
         }
     }
-    blobs.sort_by(|a, b| b.size.cmp(&a.size));
+    blobs.sort_by_key(|b| std::cmp::Reverse(b.size));
     let manifest_count = levels.iter().map(Vec::len).sum();
     progress.planned(
         manifest_count,
@@ -255,65 +258,96 @@ pub async fn mirror(
         ..Default::default()
     };
 
-    // 2. Already there under this reference? Then everything it refers to is too.
-    let target = destination.push_target(destination.tag.as_deref(), &root.digest);
-    let target_name = target.tag().unwrap_or_default().to_string();
-    match client.fetch_manifest_digest(&target, &dst.auth).await {
-        Ok(d) if d == root.digest => {
-            progress.manifest_finished(
-                &root.digest,
-                &root.media_type,
-                &target_name,
-                ManifestOutcome::Skipped,
-            );
-            summary.up_to_date = true;
-            summary.blobs_skipped = blobs.len();
-            summary.manifests_skipped = manifest_count;
-            return Ok(summary);
+    // 2. Already there under every reference? Where it is under one, everything it
+    // refers to is there too (registries refuse manifests with missing parts).
+    let mut targets = vec![destination.push_target(destination.tag.as_deref(), &root.digest)];
+    for tag in &options.tags {
+        if targets.iter().all(|t| t.tag() != Some(tag.as_str())) {
+            targets.push(destination.by_tag(tag));
         }
-        Ok(_) => {}
-        Err(e) => match dst.ctx("looking up", destination.to_string()).classify(e) {
-            MirrorError::NotFound { .. } => {}
-            other => return Err(other),
-        },
     }
-
-    // 3. Blobs.
-    let mount = same_registry && source.repository != destination.repository;
-    let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(blobs)
-        .map(|d| copy_blob(&client, &src, &dst, d, mount, progress.clone()))
-        .buffer_unordered(jobs)
-        .try_collect()
-        .await?;
-    for (outcome, bytes) in outcomes {
-        match outcome {
-            BlobOutcome::Copied => summary.blobs_copied += 1,
-            BlobOutcome::Skipped => summary.blobs_skipped += 1,
-            BlobOutcome::Mounted => summary.blobs_mounted += 1,
+    let mut missing = Vec::new();
+    for target in targets {
+        let name = target.tag().unwrap_or_default().to_string();
+        match client.fetch_manifest_digest(&target, &dst.auth).await {
+            Ok(d) if d == root.digest => {
+                progress.manifest_finished(
+                    &root.digest,
+                    &root.media_type,
+                    &name,
+                    ManifestOutcome::Skipped,
+                );
+                summary.manifests_skipped += 1;
+            }
+            Ok(_) => missing.push(target),
+            Err(e) => match dst
+                .ctx("looking up", pretty(destination, &name))
+                .classify(e)
+            {
+                MirrorError::NotFound { .. } => missing.push(target),
+                other => return Err(other),
+            },
         }
-        summary.bytes_uploaded += bytes;
     }
-
-    // 4. Manifests: the deepest level first, children by digest, the root last.
-    for level in levels.iter().skip(1).rev() {
-        stream::iter(level)
-            .map(|n| {
-                push_manifest(
-                    &client,
-                    &dst,
-                    destination.push_target(None, &n.digest),
-                    n,
-                    &*progress,
-                )
-            })
+    let content_present = summary.manifests_skipped > 0;
+    if content_present {
+        summary.up_to_date = missing.is_empty();
+        summary.blobs_skipped = blobs.len();
+        summary.manifests_skipped += manifest_count - 1;
+    } else {
+        // 3. Blobs.
+        let mount = same_registry && source.repository != destination.repository;
+        let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(blobs)
+            .map(|d| copy_blob(&client, &src, &dst, d, mount, progress.clone()))
             .buffer_unordered(jobs)
-            .try_collect::<Vec<()>>()
+            .try_collect()
             .await?;
-        summary.manifests_pushed += level.len();
+        for (outcome, bytes) in outcomes {
+            match outcome {
+                BlobOutcome::Copied => summary.blobs_copied += 1,
+                BlobOutcome::Skipped => summary.blobs_skipped += 1,
+                BlobOutcome::Mounted => summary.blobs_mounted += 1,
+            }
+            summary.bytes_uploaded += bytes;
+        }
+
+        // 4. Manifests: the deepest level first, children by digest.
+        for level in levels.iter().skip(1).rev() {
+            stream::iter(level)
+                .map(|n| {
+                    push_manifest(
+                        &client,
+                        &dst,
+                        destination.push_target(None, &n.digest),
+                        n,
+                        &*progress,
+                    )
+                })
+                .buffer_unordered(jobs)
+                .try_collect::<Vec<()>>()
+                .await?;
+            summary.manifests_pushed += level.len();
+        }
     }
-    push_manifest(&client, &dst, target, root, &*progress).await?;
-    summary.manifests_pushed += 1;
+    // The root last, under every reference that lacks it.
+    for target in missing {
+        push_manifest(&client, &dst, target, root, &*progress).await?;
+        summary.manifests_pushed += 1;
+    }
     Ok(summary)
+}
+
+/// `registry/repository:tag`, or `@digest` when the "tag" is one.
+fn pretty(image: &ImageRef, tag_or_digest: &str) -> String {
+    let sep = if tag_or_digest.contains(':') {
+        '@'
+    } else {
+        ':'
+    };
+    format!(
+        "{}/{}{sep}{tag_or_digest}",
+        image.registry, image.repository
+    )
 }
 
 fn node(
@@ -431,12 +465,8 @@ async fn push_manifest(
         .push_manifest_raw(&target, node.bytes.clone(), content_type)
         .await
         .map_err(|e| {
-            dst.ctx(
-                "pushing manifest",
-                format!("{}/{}:{name}", dst.image.registry, dst.image.repository)
-                    .replace(":sha256:", "@sha256:"),
-            )
-            .classify(e)
+            dst.ctx("pushing manifest", pretty(&dst.image, &name))
+                .classify(e)
         })?;
     progress.manifest_finished(
         &node.digest,

@@ -683,3 +683,55 @@ async fn usage_errors_are_named() {
         run.describe()
     );
 }
+
+#[tokio::test]
+async fn extra_tags_are_applied_and_a_new_tag_sends_no_blob() {
+    let bed = Bed::get();
+    let (r1, r2) = (reg1(), reg2());
+    let names = TestNames::new("mirror");
+    let src = bed.var("BED_IMAGE");
+    let dst = format!("{}/{}/hello:v1", r2.host, names.id);
+    let auth = authfile(&[&r1, &r2]);
+    let tagged = |extra: &[&str]| {
+        let mut args = vec![src, dst.as_str()];
+        for t in extra {
+            args.extend(["--tag", t]);
+        }
+        mirror_cmd(&args, &[auth.path()], true, &[])
+    };
+    let run = tagged(&["v2", "latest"]);
+    assert!(run.ok(), "{}", run.describe());
+    let s = run.summary();
+    assert_eq!(num(&s, "manifests_pushed"), 3, "{s:?}");
+    let want = skopeo_digest(src, &r1);
+    for tag in ["v1", "v2", "latest"] {
+        let image = format!("{}/{}/hello:{tag}", r2.host, names.id);
+        assert_eq!(skopeo_digest(&image, &r2), want, "{tag}");
+    }
+    let again = tagged(&["v2", "latest"]);
+    assert!(again.ok(), "{}", again.describe());
+    let s2 = again.summary();
+    assert_eq!(s2["up_to_date"], "true", "{s2:?}");
+    assert_eq!(num(&s2, "manifests_pushed"), 0);
+    assert_eq!(num(&s2, "bytes_uploaded"), 0);
+    // One more tag: the content is there (under v1), only the tag is pushed.
+    let more = tagged(&["v3"]);
+    assert!(more.ok(), "{}", more.describe());
+    let s3 = more.summary();
+    assert_eq!(s3["up_to_date"], "false", "{s3:?}");
+    assert_eq!(num(&s3, "manifests_pushed"), 1, "{s3:?}");
+    assert_eq!(num(&s3, "blobs_copied"), 0);
+    assert_eq!(num(&s3, "bytes_uploaded"), 0);
+    assert_eq!(
+        skopeo_digest(&format!("{}/{}/hello:v3", r2.host, names.id), &r2),
+        want
+    );
+    let bad = tagged(&["no:colons"]);
+    assert_eq!(bad.code(), Some(1), "{}", bad.describe());
+    assert!(
+        bad.stderr
+            .contains("error: invalid image reference \"no:colons\""),
+        "{}",
+        bad.describe()
+    );
+}

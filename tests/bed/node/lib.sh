@@ -4,7 +4,7 @@
 # shellcheck shell=bash disable=SC2034 # variables for the sourcing scripts
 
 node_here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../lib/common.sh
+# shellcheck source=SCRIPTDIR/../lib/common.sh
 source "$node_here/../lib/common.sh"
 
 node_log() { printf '%s %s\n' "bed/node:" "$*" >&2; }
@@ -69,9 +69,11 @@ node_missing() {
   done | sort -u
 }
 
-# The cgroup v1 hierarchies (one directory per mount, e.g. cpu, memory).
+# The cgroup hierarchies: every v1 one (cpu, memory, ...) and, on a hybrid
+# host, the v2 one beside them (/sys/fs/cgroup/unified), where runc makes
+# cgroups too.
 node_cgroup_mounts() {
-  awk '$3 == "cgroup" { print $2 }' /proc/mounts
+  awk '$3 == "cgroup" || ($3 == "cgroup2" && $2 != "/sys/fs/cgroup") { print $2 }' /proc/mounts
 }
 
 # node_kill_cgroup TAG: SIGKILL every process in the node's cgroups (the
@@ -81,7 +83,7 @@ node_kill_cgroup() {
   cg="$(node_cgroup "$1")"
   for ((i = 0; i < 50; i++)); do
     pids="$(for mnt in $(node_cgroup_mounts); do
-      [[ -d "$mnt/$cg" ]] && find "$mnt/$cg" -name cgroup.procs -exec cat {} + 2>/dev/null
+      if [[ -d "$mnt/$cg" ]]; then find "$mnt/$cg" -name cgroup.procs -exec cat {} + 2>/dev/null; fi
     done | sort -u | tr '\n' ' ')"
     [[ -z "${pids// /}" ]] && break
     # shellcheck disable=SC2086 # a list of pids
