@@ -24,6 +24,8 @@ const BODY_LOGGING_TARGETS: &[&str] = &[
     "tower",
     "tower_http",
     "kube_client",
+    "oci_client",
+    "reqwest",
 ];
 
 /// False for debug and trace events of libraries that may log credentials.

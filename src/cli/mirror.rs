@@ -38,12 +38,15 @@ manifests_skipped=N up_to_date=BOOL`.";
 const AFTER_HELP: &str = "\
 Examples:
   # Docker Hub to ECR, all platforms, credentials from ~/.docker/config.json
-  ecr-operator mirror docker.io/library/alpine:3.20 123456789012.dkr.ecr.eu-west-1.amazonaws.com/alpine
+  ecr-operator mirror docker.io/library/alpine:3.20 \\
+    123456789012.dkr.ecr.eu-west-1.amazonaws.com/alpine
 
-  # As the EcrMirror Job runs it: destination credentials first, digest for the Pod status
-  ecr-operator mirror quay.io/org/app:1.2 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app \\
-    --authfile /var/run/ecr-operator/dst/.dockerconfigjson \\
-    --authfile /var/run/ecr-operator/src/.dockerconfigjson \\
+  # As the EcrMirror Job runs it: the ECR secret first, the other registry's next,
+  # the digest for the pod's termination message
+  ecr-operator mirror quay.io/org/app:1.2 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app:1.2 \\
+    --tag stable \\
+    --authfile /var/run/ecr-operator/ecr/.dockerconfigjson \\
+    --authfile /var/run/ecr-operator/other/.dockerconfigjson \\
     --digest-file /dev/termination-log
 
 Exit codes:
