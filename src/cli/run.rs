@@ -3,8 +3,8 @@
 use anyhow::Context as _;
 use ecr_operator::admin::{self, Readiness};
 use ecr_operator::controller::{self, Telemetry};
-use ecr_operator::mirror_controller;
 use ecr_operator::metrics::Metrics;
+use ecr_operator::mirror_controller;
 use kube_lease_manager::LeaseManagerBuilder;
 use std::sync::Arc;
 use std::time::Duration;
