@@ -1,14 +1,16 @@
 # The two commands of the README:
 #   make demo   the operator on the local test bed (no cluster or AWS account needed)
-#   make test   formatting, lints, unit tests and the integration tests on the bed
-.PHONY: test lint unit integration demo bench crds bed-up bed-down
+#   make test   formatting, lints, unit tests, the integration tests on the bed,
+#               and the end-to-end suite on the bed's local node
+.PHONY: test lint unit integration e2e demo bench crds bed-up bed-down
 
-test: lint unit integration
+test: lint unit integration e2e
 
 lint:
 	tests/ensure-toolchain
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
+	tests/e2e/lint
 
 unit:
 	cargo test --locked --lib --bins
@@ -17,6 +19,11 @@ unit:
 # watchdog tears it down when the test process exits.
 integration:
 	cargo test --locked --test integration
+
+# End to end on a local node (kubelet, containerd): a pod pulls with the secret
+# the operator, deployed from deploy/, wrote. See docs/e2e.md.
+e2e:
+	tests/e2e/local.sh
 
 demo:
 	tests/demo

@@ -224,7 +224,13 @@ async fn reconcile(registry: Arc<EcrRegistry>, ctx: Arc<Context>) -> Result<Acti
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .or_else(|e| match e {
+        // A late pass after the object is gone: nothing left to do.
+        kube::runtime::finalizer::Error::RemoveFinalizer(kube::Error::Api(s)) if s.code == 404 => {
+            Ok(Action::await_change())
+        }
+        e => Err(Error::Finalizer(Box::new(e))),
+    });
     ctx.metrics
         .reconcile_duration
         .observe(timer.elapsed().as_secs_f64());

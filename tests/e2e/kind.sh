@@ -57,10 +57,10 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/ecr-operator-kind.XXXXXX")"
 cleanup() {
   local rc=$?
   if [[ "${KIND_KEEP:-}" == 1 ]]; then
-    say "kept: kind cluster $CLUSTER, containers $C_REGISTRY $C_MOTO $C_FAULTS, files in $work"
+    say "kept: kind cluster $CLUSTER (KUBECONFIG=$work/kubeconfig), containers $C_REGISTRY $C_MOTO $C_FAULTS"
   else
     docker rm -f "$C_FAULTS" "$C_MOTO" "$C_REGISTRY" >/dev/null 2>&1 || true
-    kind delete cluster --name "$CLUSTER" >/dev/null 2>&1 || true
+    kind delete cluster --name "$CLUSTER" --kubeconfig "$work/kubeconfig" >/dev/null 2>&1 || true
     rm -rf "$work"
   fi
   exit "$rc"
@@ -95,9 +95,10 @@ EOF
 node_image=()
 [[ -n "${KIND_NODE_IMAGE:-}" ]] && node_image=(--image "$KIND_NODE_IMAGE")
 say "creating kind cluster $CLUSTER"
-kind create cluster --name "$CLUSTER" --config "$work/kind.yaml" --wait 180s "${node_image[@]}"
+# A kubeconfig of its own: the user's ~/.kube/config is left alone.
 export KUBECONFIG="$work/kubeconfig"
-kind get kubeconfig --name "$CLUSTER" >"$KUBECONFIG"
+kind create cluster --name "$CLUSTER" --kubeconfig "$KUBECONFIG" --config "$work/kind.yaml" \
+  --wait 180s "${node_image[@]}"
 
 # --- 3. Registry, moto, fault proxy on kind's network -----------------------------------
 say "starting $C_REGISTRY, $C_MOTO, $C_FAULTS"

@@ -33,7 +33,7 @@ cleanup() {
   if [[ "${E2E_KEEP_BED:-}" == 1 ]]; then
     say "the bed stays (E2E_KEEP_BED=1): source $BED_STATE/env; stop it with BED_STATE=$BED_STATE tests/bed/down"
   else
-    tests/bed/down && rm -f "$BED_STATE.lock" || true
+    if tests/bed/down; then rm -f "$BED_STATE.lock"; fi
   fi
   exit "$rc"
 }

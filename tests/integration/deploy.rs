@@ -366,6 +366,17 @@ fn kustomize_and_helm_render_the_same_objects() {
 }
 
 #[test]
+fn helm_lint_is_clean() {
+    let out = run_ok(
+        Command::new(helm())
+            .args(["lint", "--strict"])
+            .arg(repo_root().join(CHART)),
+        None,
+    );
+    assert!(out.contains("0 chart(s) failed"), "{out}");
+}
+
+#[test]
 fn deployment_is_hardened_and_wired_as_documented() {
     let objects = parse_stream(&kustomize(None, None, &[]));
     let d = of_kind(&objects, "Deployment")[0];
@@ -673,7 +684,7 @@ fn ensure_service_monitor_crd() {
     );
 }
 
-/// Server-side dry run of a YAML stream; returns stderr, which must hold no warning
+/// Server-side dry run of a YAML stream: accepted, and without any warning
 /// (Pod Security "restricted" warns through the namespace's `warn` label).
 fn dry_run(yaml: &str, what: &str) {
     let out = run(
