@@ -34,6 +34,12 @@ RUN case "$TARGETARCH" in \
        fi \
     && rustup target add "$triple"
 
+# Optimised for size (as tests/image/build): about 17 MB instead of 28 MB, for an
+# operator that waits on the network almost all the time.
+ENV CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
+    CARGO_PROFILE_RELEASE_LTO=fat \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 
@@ -42,9 +48,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,sharing=locked \
     read -r triple gnu _ < /target \
     && env_triple="$(echo "$triple" | tr 'a-z-' 'A-Z_')" \
+    && cc_triple="$(echo "$triple" | sed 's/-/_/g')" \
     && export "CARGO_TARGET_${env_triple}_LINKER=${gnu}-gcc" \
               "CARGO_TARGET_${env_triple}_RUSTFLAGS=-C target-feature=+crt-static" \
-              "CC_${triple//-/_}=${gnu}-gcc" "AR_${triple//-/_}=${gnu}-ar" \
+              "CC_${cc_triple}=${gnu}-gcc" "AR_${cc_triple}=${gnu}-ar" \
     && cargo build --release --locked --bin ecr-operator --target "$triple" \
     && mkdir -p /rootfs/etc/ssl/certs \
     && cp "target/$triple/release/ecr-operator" /rootfs/ecr-operator \

@@ -15,16 +15,17 @@ use crate::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, ObservedService
 use crate::registry_hosts::registry_hosts;
 use crate::status::{self, StatusInput, SyncOutcome};
 use crate::token_cache::TokenCache;
+use crate::watches::{cached, wait_for_crd};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -54,6 +55,8 @@ pub struct Context {
     namespaces: Store<PartialObjectMeta<Namespace>>,
     service_accounts: Store<ServiceAccount>,
     credentials: Store<Secret>,
+    /// Every cache has listed once.
+    caches_ready: std::sync::atomic::AtomicBool,
     /// Fingerprint last written per registry and namespace: what makes the steady
     /// state quiet (no request when nothing changed).
     applied: Mutex<HashMap<String, BTreeMap<String, u64>>>,
@@ -79,50 +82,29 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
     let registries: Api<EcrRegistry> = Api::all(client.clone());
-    wait_for_crd(&registries).await?;
+    wait_for_crd(&registries, Error::CrdMissing).await?;
     let mut registry_watch = watcher::Config::default();
     if let Some(sel) = &config.registry_selector {
         registry_watch = registry_watch.labels(sel);
     }
     let controller = Controller::new(registries, registry_watch);
 
-    let (namespaces, ns_writer) = reflector::store();
-    let ns_events = reflector(
-        ns_writer,
-        watcher(
-            Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|ns| ns.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (namespaces, ns_events) = cached(
+        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+        watcher::Config::default(),
+    );
 
-    let (service_accounts, sa_writer) = reflector::store();
-    let sa_events = reflector(
-        sa_writer,
-        watcher(
-            Api::<ServiceAccount>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|sa| sa.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (service_accounts, sa_events) = cached(
+        Api::<ServiceAccount>::all(client.clone()),
+        watcher::Config::default(),
+    );
 
     // Credential Secrets live in the operator's own namespace only: cached there,
     // so a reconcile reads them without a request.
-    let (credentials, credentials_writer) = reflector::store();
-    let credential_events = reflector(
-        credentials_writer,
-        watcher(
-            Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|s| s.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (credentials, credential_events) = cached(
+        Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
+        watcher::Config::default(),
+    );
 
     let reporter = Reporter {
         controller: "ecr-operator".into(),
@@ -139,6 +121,7 @@ pub async fn run(
         namespaces,
         service_accounts,
         credentials,
+        caches_ready: Default::default(),
         applied: Mutex::default(),
         backoff: Mutex::default(),
         warned_expiry: Mutex::default(),
@@ -160,6 +143,9 @@ pub async fn run(
                 .iter()
                 .map(|r| r.name_any())
                 .collect();
+            sync_ctx
+                .caches_ready
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             sync_ctx.readiness.caches_synced(names);
             tracing::info!("caches synced");
         }
@@ -238,31 +224,6 @@ async fn reconcile(registry: Arc<EcrRegistry>, ctx: Arc<Context>) -> Result<Acti
     result
 }
 
-/// Exits with [`Error::CrdMissing`] when the CRD is absent; retries (with capped
-/// backoff) while the API server cannot be reached, so a restart is never needed.
-async fn wait_for_crd(registries: &Api<EcrRegistry>) -> Result<()> {
-    let mut backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(500))
-        .with_max_delay(Duration::from_secs(30))
-        .with_jitter()
-        .without_max_times()
-        .build();
-    loop {
-        match registries
-            .list_metadata(&ListParams::default().limit(1))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 404 => return Err(Error::CrdMissing),
-            Err(e) => {
-                let wait = backoff.next().unwrap_or(Duration::from_secs(30));
-                tracing::warn!(error = %e, retry_in = ?wait, "Kubernetes API not reachable");
-                tokio::time::sleep(wait).await;
-            }
-        }
-    }
-}
-
 fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(registry = registry.name_any(), reason = error.reason(), error = %error, "reconcile failed");
     Action::requeue(ctx.next_backoff(&registry.name_any()))
@@ -271,12 +232,11 @@ fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) ->
 impl Context {
     async fn sync(&self, registry: &EcrRegistry, deleting: bool) -> Result<Action> {
         // Plan only on complete caches: a half-listed namespace cache would look like
-        // namespaces that are gone.
-        let _ = tokio::try_join!(
-            self.namespaces.wait_until_ready(),
-            self.service_accounts.wait_until_ready(),
-            self.credentials.wait_until_ready(),
-        );
+        // namespaces that are gone. (Checked, not awaited: awaiting the stores' first
+        // list inside a reconcile was seen to never wake up.)
+        if !self.caches_ready.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Action::requeue(Duration::from_millis(200)));
+        }
         let name = registry.name_any();
         let namespaces = self.observed_namespaces();
         let service_accounts = self.observed_service_accounts();
@@ -356,6 +316,20 @@ impl Context {
             .get(&name)
             .cloned()
             .unwrap_or_default();
+        // The cached object may predate our last status write: the namespaces this
+        // process wrote to are managed whatever that status says.
+        let observed = registry;
+        let mut registry = registry.clone();
+        let status = registry.status.get_or_insert_default();
+        status.managed_namespaces = status
+            .managed_namespaces
+            .iter()
+            .chain(applied.keys())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let registry = &registry;
         let plan = plan::plan(&Observed {
             registry,
             namespaces: &namespaces,
@@ -390,7 +364,8 @@ impl Context {
             now: jiff::Timestamp::now(),
         });
         self.record_gauges(&name, &new_status);
-        self.write_status(registry, new_status).await?;
+        // Compared with what the API server last told us, not the adjusted copy.
+        self.write_status(observed, new_status).await?;
 
         // Failed namespaces are retried with backoff (capped at 5 minutes): Secrets are
         // not watched, so a conflict the user resolves is seen at the next try.

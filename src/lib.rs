@@ -25,5 +25,6 @@ pub mod registry_hosts;
 pub mod status;
 pub mod telemetry;
 pub mod token_cache;
+pub mod watches;
 
 pub use error::{Error, Result};

@@ -18,17 +18,18 @@ use crate::ecr_registry::EcrRegistry;
 use crate::error::{AwsFailure, Error, Result};
 use crate::managed_secret::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::mirror_job::{self, Blocked, MIRROR_LABEL, Resolved, SPEC_HASH_ANNOTATION};
+use crate::watches::{cached, wait_for_crd};
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::future::Future;
@@ -92,12 +93,7 @@ pub async fn run(
         ));
     }
     let mirrors: Api<EcrMirror> = Api::all(client.clone());
-    if let Err(e) = mirrors.list_metadata(&ListParams::default().limit(1)).await {
-        return Err(match e {
-            kube::Error::Api(s) if s.code == 404 => Error::MirrorCrdMissing,
-            e => Error::Kube(e),
-        });
-    }
+    wait_for_crd(&mirrors, Error::MirrorCrdMissing).await?;
     let mut mirror_watch = watcher::Config::default();
     if let Some(sel) = &config.selector {
         mirror_watch = mirror_watch.labels(sel);
@@ -105,42 +101,21 @@ pub async fn run(
     let controller = Controller::new(mirrors, mirror_watch);
     let mirror_store = controller.store();
 
-    let (registries, registry_writer) = reflector::store();
-    let registry_events = reflector(
-        registry_writer,
-        watcher(
-            Api::<EcrRegistry>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .modify(|r| r.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (registries, registry_events) = cached(
+        Api::<EcrRegistry>::all(client.clone()),
+        watcher::Config::default(),
+    );
 
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{MIRROR_LABEL}");
-    let (jobs, job_writer) = reflector::store();
-    let job_events = reflector(
-        job_writer,
-        watcher(
-            Api::<Job>::all(client.clone()),
-            watcher::Config::default().labels(&ours),
-        )
-        .default_backoff()
-        .modify(|j| j.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (jobs, job_events) = cached(
+        Api::<Job>::all(client.clone()),
+        watcher::Config::default().labels(&ours),
+    );
 
-    let (cron_jobs, cron_writer) = reflector::store();
-    let cron_events = reflector(
-        cron_writer,
-        watcher(
-            Api::<CronJob>::all(client.clone()),
-            watcher::Config::default().labels(&ours),
-        )
-        .default_backoff()
-        .modify(|j| j.managed_fields_mut().clear()),
-    )
-    .touched_objects();
+    let (cron_jobs, cron_events) = cached(
+        Api::<CronJob>::all(client.clone()),
+        watcher::Config::default().labels(&ours),
+    );
 
     let reporter = Reporter {
         controller: "ecr-operator".into(),

@@ -16,43 +16,14 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams,
 };
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 const ACCOUNT: &str = "123456789012";
 const IMAGE: &str = "registry.example.com/ecr-operator:test";
-
-static CRD: OnceCell<()> = OnceCell::const_new();
-
-/// Installs the EcrMirror CRD once per run and waits until it is established.
-async fn install_crd(client: &Client) {
-    CRD.get_or_init(|| async {
-        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let crd = EcrMirror::crd();
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("ecr-operator-tests").force(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .expect("install EcrMirror CRD");
-        tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            await_condition(api, &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .expect("watch CRD");
-    })
-    .await;
-}
 
 /// One test's world: an app namespace, an EcrRegistry whose status says its secret
 /// is there (or not), and a mirror controller for this test's EcrMirrors only.
@@ -76,7 +47,7 @@ impl World {
         let bed = Bed::get();
         let names = TestNames::new(prefix);
         let client = fixtures::setup(&names).await;
-        install_crd(&client).await;
+        fixtures::install_crd(&client).await;
         let controller_client = if least_privilege {
             least_privilege_client(&client, &names).await
         } else {
@@ -788,7 +759,7 @@ async fn invalid_mirrors_are_refused_by_the_api_server() {
     let bed = Bed::get();
     let names = TestNames::new("mbad");
     let client = bed.client().await;
-    install_crd(&client).await;
+    fixtures::install_crd(&client).await;
     let ns = names.ns("app");
     create_namespace(&client, &ns, &[]).await;
     let ar = ApiResource::erase::<EcrMirror>(&());
@@ -922,7 +893,7 @@ async fn the_examples_are_accepted_by_the_api_server() {
     let bed = Bed::get();
     let names = TestNames::new("mexamples");
     let client = bed.client().await;
-    install_crd(&client).await;
+    fixtures::install_crd(&client).await;
     let ns = names.ns("app");
     create_namespace(&client, &ns, &[]).await;
     let dir = crate::bed::repo_root().join("deploy/examples");

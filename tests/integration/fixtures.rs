@@ -10,28 +10,33 @@ use kube::{Api, Client, CustomResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-static CRD: OnceCell<()> = OnceCell::const_new();
+static CRDS: OnceCell<()> = OnceCell::const_new();
 
-/// Installs the EcrRegistry CRD once per run and waits until it is established.
+/// Installs the CRDs (EcrRegistry, EcrMirror) once per run and waits until they
+/// are established.
 pub async fn install_crd(client: &Client) {
-    CRD.get_or_init(|| async {
+    CRDS.get_or_init(|| async {
         let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let crd = EcrRegistry::crd();
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("ecr-operator-tests").force(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .expect("install CRD");
-        tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            await_condition(api, &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .expect("watch CRD");
+        for crd in [
+            EcrRegistry::crd(),
+            ecr_operator::ecr_mirror::EcrMirror::crd(),
+        ] {
+            let name = crd.metadata.name.clone().unwrap();
+            api.patch(
+                &name,
+                &PatchParams::apply("ecr-operator-tests").force(),
+                &Patch::Apply(crd),
+            )
+            .await
+            .expect("install CRD");
+            tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                await_condition(api.clone(), &name, conditions::is_crd_established()),
+            )
+            .await
+            .expect("CRD established in time")
+            .expect("watch CRD");
+        }
     })
     .await;
 }

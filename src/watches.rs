@@ -1,0 +1,64 @@
+//! Watches shared by the controllers: cached, with backoff, without managed fields.
+
+use crate::error::{Error, Result};
+use futures::Stream;
+use kube::runtime::reflector::{self, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::time::Duration;
+
+/// A watch of `api` that keeps a cache; the stream yields every changed object.
+pub fn cached<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    Store<K>,
+    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    let (store, writer) = reflector::store();
+    let stream = reflector(
+        writer,
+        watcher(api, config)
+            .default_backoff()
+            // Managed fields are most of an object's size and never read.
+            .modify(|o| o.managed_fields_mut().clear()),
+    )
+    .touched_objects();
+    (store, stream)
+}
+
+/// Returns `missing` when the CRD of `K` is not installed; retries with capped
+/// backoff while the API server cannot be reached, so a restart is never needed.
+pub async fn wait_for_crd<K>(api: &Api<K>, missing: Error) -> Result<()>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    use backon::BackoffBuilder;
+    let mut backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(500))
+        .with_max_delay(Duration::from_secs(30))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    loop {
+        match api
+            .list_metadata(&kube::api::ListParams::default().limit(1))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing),
+            Err(e) => {
+                let wait = backoff.next().unwrap_or(Duration::from_secs(30));
+                tracing::warn!(error = %e, retry_in = ?wait, "Kubernetes API not reachable");
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
