@@ -18,6 +18,7 @@ unit:
 # The test fixture starts a private bed (installing what is missing) and a
 # watchdog tears it down when the test process exits.
 integration:
+	tests/image/build >/dev/null
 	cargo test --locked --test integration
 
 # End to end on a local node (kubelet, containerd): a pod pulls with the secret
