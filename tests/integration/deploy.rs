@@ -44,8 +44,16 @@ const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["create", "patch"]),
     ("ecr-operator.io", "ecrmirrors", &["list", "watch"]),
     ("ecr-operator.io", "ecrmirrors/status", &["patch"]),
-    ("batch", "jobs", &["list", "watch", "create", "patch", "delete"]),
-    ("batch", "cronjobs", &["list", "watch", "create", "patch", "delete"]),
+    (
+        "batch",
+        "jobs",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
+    (
+        "batch",
+        "cronjobs",
+        &["list", "watch", "create", "patch", "delete"],
+    ),
 ];
 
 /// Every permission the operator may have in its own namespace.
