@@ -5,6 +5,7 @@
 use crate::admin::Readiness;
 use crate::auth_token::{parse_refresh_before, refresh_at};
 use crate::aws_identity::Identity;
+use crate::backoff::Backoffs;
 use crate::docker_config::DockerConfig;
 use crate::ecr_registry::EcrRegistry;
 use crate::error::{Error, Result};
@@ -16,7 +17,6 @@ use crate::registry_hosts::registry_hosts;
 use crate::status::{self, StatusInput, SyncOutcome};
 use crate::token_cache::TokenCache;
 use crate::watches::{cached, wait_for_crd};
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Patch, PatchParams};
@@ -60,7 +60,7 @@ pub struct Context {
     /// Fingerprint last written per registry and namespace: what makes the steady
     /// state quiet (no request when nothing changed).
     applied: Mutex<HashMap<String, BTreeMap<String, u64>>>,
-    backoff: Mutex<HashMap<String, ExponentialBackoff>>,
+    backoff: Backoffs,
     recorder: Recorder,
     /// Identities already warned about an implausible token expiry.
     warned_expiry: Mutex<HashSet<String>>,
@@ -123,7 +123,7 @@ pub async fn run(
         credentials,
         caches_ready: Default::default(),
         applied: Mutex::default(),
-        backoff: Mutex::default(),
+        backoff: Backoffs::default(),
         warned_expiry: Mutex::default(),
     });
 
@@ -226,7 +226,7 @@ async fn reconcile(registry: Arc<EcrRegistry>, ctx: Arc<Context>) -> Result<Acti
 
 fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(registry = registry.name_any(), reason = error.reason(), error = %error, "reconcile failed");
-    Action::requeue(ctx.next_backoff(&registry.name_any()))
+    Action::requeue(ctx.backoff.next(&registry.name_any()))
 }
 
 impl Context {
@@ -373,9 +373,9 @@ impl Context {
             || !outcome.failures.is_empty()
             || !plan.conflicts.is_empty();
         if transient {
-            return Ok(Action::requeue(self.next_backoff(&name)));
+            return Ok(Action::requeue(self.backoff.next(&name)));
         }
-        self.backoff.lock().expect("lock").remove(&name);
+        self.backoff.reset(&name);
         Ok(match (next_refresh, token_error) {
             (Some(at), None) => {
                 let wait = at
@@ -564,19 +564,6 @@ impl Context {
                 .get_or_create(&labels)
                 .set(n.synced.into());
         }
-    }
-
-    fn next_backoff(&self, name: &str) -> Duration {
-        let mut all = self.backoff.lock().expect("lock");
-        let backoff = all.entry(name.to_string()).or_insert_with(|| {
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_secs(2))
-                .with_max_delay(Duration::from_secs(300))
-                .with_jitter()
-                .without_max_times()
-                .build()
-        });
-        backoff.next().unwrap_or(Duration::from_secs(300))
     }
 }
 

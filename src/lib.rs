@@ -8,6 +8,7 @@ pub mod apply;
 pub mod auth_token;
 pub mod aws_base;
 pub mod aws_identity;
+pub mod backoff;
 pub mod controller;
 pub mod docker_config;
 pub mod ecr_mirror;

@@ -13,6 +13,7 @@
 //! tag (push) or of the source tag (pull).
 
 use crate::aws_identity::Identity;
+use crate::backoff::Backoffs;
 use crate::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
 use crate::ecr_registry::EcrRegistry;
 use crate::error::{AwsFailure, Error, Result};
@@ -21,7 +22,6 @@ use crate::mirror_job::{self, Blocked, MIRROR_LABEL, Resolved, SPEC_HASH_ANNOTAT
 use crate::watches::{cached, wait_for_crd};
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability};
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -65,7 +65,7 @@ struct Context {
     /// Digests looked up per Job uid (None: the image was not found), so each
     /// successful Job costs one DescribeImages.
     digests: Mutex<HashMap<String, Option<String>>>,
-    backoff: Mutex<HashMap<String, ExponentialBackoff>>,
+    backoff: Backoffs,
 }
 
 /// What building and applying did in one pass.
@@ -130,7 +130,7 @@ pub async fn run(
         jobs,
         cron_jobs,
         digests: Mutex::default(),
-        backoff: Mutex::default(),
+        backoff: Backoffs::default(),
     });
 
     controller
@@ -170,7 +170,7 @@ fn error_policy(mirror: Arc<EcrMirror>, error: &Error, ctx: Arc<Context>) -> Act
         error = %error,
         "mirror reconcile failed"
     );
-    Action::requeue(ctx.next_backoff(&key(&mirror)))
+    Action::requeue(ctx.backoff.next(&key(&mirror)))
 }
 
 fn key(mirror: &EcrMirror) -> String {
@@ -257,7 +257,7 @@ impl Context {
             }
         }
         let blocked = resolved.as_ref().err().cloned().or(step.blocked.clone());
-        let mut requeue = step.transient.then(|| self.next_backoff(&key(mirror)));
+        let mut requeue = step.transient.then(|| self.backoff.next(&key(mirror)));
 
         // Remove what an older spec made: Jobs of other generations, and the
         // CronJob or the one-off Jobs when the schedule came or went.
@@ -317,7 +317,7 @@ impl Context {
         self.write_status(mirror, &prev, new_status).await?;
 
         if requeue.is_none() {
-            self.backoff.lock().expect("lock").remove(&key(mirror));
+            self.backoff.reset(&key(mirror));
         }
         Ok(match (requeue, &blocked) {
             (Some(d), _) => Action::requeue(d),
@@ -677,19 +677,6 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, &mirror.object_ref(&())).await {
             tracing::warn!(mirror = mirror.name_any(), error = %e, "event not recorded");
         }
-    }
-
-    fn next_backoff(&self, key: &str) -> Duration {
-        let mut all = self.backoff.lock().expect("lock");
-        let backoff = all.entry(key.to_string()).or_insert_with(|| {
-            ExponentialBuilder::default()
-                .with_min_delay(Duration::from_secs(2))
-                .with_max_delay(Duration::from_secs(300))
-                .with_jitter()
-                .without_max_times()
-                .build()
-        });
-        backoff.next().unwrap_or(Duration::from_secs(300))
     }
 }
 

@@ -10,13 +10,15 @@
 
 use crate::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually, repo_root};
 use crate::faults::Faults;
-use crate::fixtures::{create_registry, get_secret, setup, wait_ready};
+use crate::fixtures::{
+    create_registry, get_secret, label_namespace, pull_secrets, setup, wait_ready,
+};
 use crate::operator::Operator;
 use ecr_operator::ecr_registry::EcrRegistry;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, Client};
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -825,29 +827,6 @@ fn rendered_identity(names: &TestNames, renderer: Renderer) -> Vec<Value> {
         .collect()
 }
 
-async fn label_namespace(client: &Client, ns: &str, value: Option<&str>) {
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"ecr-test": value}}})),
-        )
-        .await
-        .expect("label namespace");
-}
-
-async fn pull_secrets(client: &Client, ns: &str) -> Vec<String> {
-    Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .get_opt("default")
-        .await
-        .unwrap()
-        .and_then(|sa| sa.image_pull_secrets)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.name)
-        .collect()
-}
-
 /// `kubectl auth can-i` as the kubeconfig's identity.
 fn can_i(kubeconfig: &Path, args: &[&str]) -> bool {
     let out = run(
@@ -935,7 +914,7 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
         })
         .await;
         eventually(30, &format!("default SA entry in {ns}"), || async {
-            pull_secrets(&client, ns)
+            pull_secrets(&client, ns, "default")
                 .await
                 .contains(&names.id)
                 .then_some(())
@@ -983,7 +962,10 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     })
     .await;
     eventually(30, &format!("default SA entry in {a} to go"), || async {
-        (!pull_secrets(&client, &a).await.contains(&names.id)).then_some(())
+        (!pull_secrets(&client, &a, "default")
+            .await
+            .contains(&names.id))
+        .then_some(())
     })
     .await;
 
@@ -1017,7 +999,12 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     })
     .await;
     for ns in [&b, &c] {
-        assert!(!pull_secrets(&client, ns).await.contains(&names.id), "{ns}");
+        assert!(
+            !pull_secrets(&client, ns, "default")
+                .await
+                .contains(&names.id),
+            "{ns}"
+        );
     }
     eventually(30, &format!("secret in {b} to go"), || async {
         get_secret(&client, &b, &names.id)

@@ -2,7 +2,7 @@
 
 use crate::bed::{Bed, TestNames, create_namespace};
 use ecr_operator::ecr_registry::EcrRegistry;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -154,4 +154,29 @@ pub fn skopeo_pull(image: &str, authfile: &std::path::Path) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).to_string(),
     )
+}
+
+/// Sets (or with None removes) the `ecr-test` label the tests select namespaces by.
+pub async fn label_namespace(client: &Client, ns: &str, value: Option<&str>) {
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"ecr-test": value}}})),
+        )
+        .await
+        .expect("label namespace");
+}
+
+/// The imagePullSecrets names of a ServiceAccount (empty when it does not exist).
+pub async fn pull_secrets(client: &Client, ns: &str, sa: &str) -> Vec<String> {
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .get_opt(sa)
+        .await
+        .unwrap()
+        .and_then(|sa| sa.image_pull_secrets)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.name)
+        .collect()
 }

@@ -3,14 +3,14 @@
 use crate::bed::{Bed, TestNames, create_namespace, eventually};
 use crate::faults::Faults;
 use crate::fixtures::{
-    authfile_for, create_registry, create_registry_named, docker_config, get_secret, setup,
-    skopeo_pull, wait_ready,
+    authfile_for, create_registry, create_registry_named, docker_config, get_secret,
+    label_namespace, pull_secrets, setup, skopeo_pull, wait_ready,
 };
 use crate::operator::Operator;
 use ecr_operator::ecr_registry::EcrRegistry;
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -18,17 +18,6 @@ const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 
 fn selected_by(names: &TestNames) -> serde_json::Value {
     json!({"selector": {"matchLabels": {"ecr-test": names.id}}})
-}
-
-async fn label_namespace(client: &Client, ns: &str, value: Option<&str>) {
-    Api::<Namespace>::all(client.clone())
-        .patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {"ecr-test": value}}})),
-        )
-        .await
-        .expect("label namespace");
 }
 
 async fn wait_secret(client: &Client, ns: &str, name: &str) -> Secret {
@@ -43,18 +32,6 @@ async fn wait_no_secret(client: &Client, ns: &str, name: &str) {
         get_secret(client, ns, name).await.is_none().then_some(())
     })
     .await
-}
-
-async fn pull_secrets(client: &Client, ns: &str, sa: &str) -> Vec<String> {
-    Api::<ServiceAccount>::namespaced(client.clone(), ns)
-        .get_opt(sa)
-        .await
-        .unwrap()
-        .and_then(|sa| sa.image_pull_secrets)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| r.name)
-        .collect()
 }
 
 async fn events_of(client: &Client, registry: &str) -> Vec<Event> {
