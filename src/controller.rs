@@ -16,7 +16,7 @@ use crate::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, ObservedService
 use crate::registry_hosts::registry_hosts;
 use crate::status::{self, StatusInput, SyncOutcome};
 use crate::token_cache::TokenCache;
-use crate::watches::{cached, wait_for_crd};
+use crate::watches::{cached, keep_all, wait_for_crd};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::api::{Patch, PatchParams};
@@ -89,14 +89,24 @@ pub async fn run(
     }
     let controller = Controller::new(registries, registry_watch);
 
+    // Only labels and the deletion timestamp of namespaces are read.
     let (namespaces, ns_events) = cached(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         watcher::Config::default(),
+        |ns| ns.metadata.annotations = None,
     );
 
+    // Only imagePullSecrets and the operator's own annotation of ServiceAccounts.
     let (service_accounts, sa_events) = cached(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default(),
+        |sa| {
+            sa.secrets = None;
+            sa.metadata.labels = None;
+            if let Some(a) = sa.metadata.annotations.as_mut() {
+                a.retain(|k, _| k == ADDED_PULL_SECRETS_ANNOTATION);
+            }
+        },
     );
 
     // Credential Secrets live in the operator's own namespace only: cached there,
@@ -104,6 +114,7 @@ pub async fn run(
     let (credentials, credential_events) = cached(
         Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
         watcher::Config::default(),
+        keep_all,
     );
 
     let reporter = Reporter {

@@ -19,7 +19,7 @@ use crate::ecr_registry::EcrRegistry;
 use crate::error::{AwsFailure, Error, Result};
 use crate::managed_secret::{FIELD_MANAGER, MANAGED_BY, MANAGED_BY_LABEL};
 use crate::mirror_job::{self, Blocked, MIRROR_LABEL, Resolved, SPEC_HASH_ANNOTATION};
-use crate::watches::{cached, wait_for_crd};
+use crate::watches::{cached, keep_all, wait_for_crd};
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_ecr::types::{ImageIdentifier, ImageScanningConfiguration, ImageTagMutability};
 use futures::StreamExt;
@@ -104,17 +104,20 @@ pub async fn run(
     let (registries, registry_events) = cached(
         Api::<EcrRegistry>::all(client.clone()),
         watcher::Config::default(),
+        keep_all,
     );
 
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{MIRROR_LABEL}");
     let (jobs, job_events) = cached(
         Api::<Job>::all(client.clone()),
         watcher::Config::default().labels(&ours),
+        keep_all,
     );
 
     let (cron_jobs, cron_events) = cached(
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default().labels(&ours),
+        keep_all,
     );
 
     let reporter = Reporter {

@@ -11,9 +11,11 @@ use std::hash::Hash;
 use std::time::Duration;
 
 /// A watch of `api` that keeps a cache; the stream yields every changed object.
+/// `trim` drops what the controller never reads before it is cached.
 pub fn cached<K>(
     api: Api<K>,
     config: watcher::Config,
+    trim: fn(&mut K),
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
@@ -28,7 +30,10 @@ where
         watcher(api, config)
             .default_backoff()
             // Managed fields are most of an object's size and never read.
-            .modify(|o| o.managed_fields_mut().clear()),
+            .modify(move |o| {
+                o.managed_fields_mut().clear();
+                trim(o);
+            }),
     )
     .touched_objects();
     (store, stream)
@@ -62,3 +67,6 @@ where
         }
     }
 }
+
+/// For [`cached`]: keep everything else.
+pub fn keep_all<K>(_: &mut K) {}
