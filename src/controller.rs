@@ -154,10 +154,12 @@ pub async fn run(
                 .iter()
                 .map(|r| r.name_any())
                 .collect();
+            // First the registries due for a first pass, then the gate: every pass
+            // that gets through the gate counts.
+            sync_ctx.readiness.caches_synced(names);
             sync_ctx
                 .caches_ready
                 .store(true, std::sync::atomic::Ordering::SeqCst);
-            sync_ctx.readiness.caches_synced(names);
             tracing::info!("caches synced");
         }
     });
@@ -211,6 +213,12 @@ pub async fn run(
 }
 
 async fn reconcile(registry: Arc<EcrRegistry>, ctx: Arc<Context>) -> Result<Action> {
+    // Plan only on complete caches: a half-listed namespace cache would look like
+    // namespaces that are gone. (Checked, not awaited: awaiting the stores' first
+    // list inside a reconcile was seen to never wake up.)
+    if !ctx.caches_ready.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(Action::requeue(Duration::from_millis(200)));
+    }
     let name = registry.name_any();
     let timer = std::time::Instant::now();
     let api: Api<EcrRegistry> = Api::all(ctx.client.clone());
@@ -242,12 +250,6 @@ fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) ->
 
 impl Context {
     async fn sync(&self, registry: &EcrRegistry, deleting: bool) -> Result<Action> {
-        // Plan only on complete caches: a half-listed namespace cache would look like
-        // namespaces that are gone. (Checked, not awaited: awaiting the stores' first
-        // list inside a reconcile was seen to never wake up.)
-        if !self.caches_ready.load(std::sync::atomic::Ordering::SeqCst) {
-            return Ok(Action::requeue(Duration::from_millis(200)));
-        }
         let name = registry.name_any();
         let namespaces = self.observed_namespaces();
         let service_accounts = self.observed_service_accounts();
