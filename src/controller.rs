@@ -90,14 +90,14 @@ pub async fn run(
     let controller = Controller::new(registries, registry_watch);
 
     // Only labels and the deletion timestamp of namespaces are read.
-    let (namespaces, ns_events) = cached(
+    let (namespaces, ns_events, ns_listed) = cached(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         watcher::Config::default(),
         |ns| ns.metadata.annotations = None,
     );
 
     // Only imagePullSecrets and the operator's own annotation of ServiceAccounts.
-    let (service_accounts, sa_events) = cached(
+    let (service_accounts, sa_events, sa_listed) = cached(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default(),
         |sa| {
@@ -111,7 +111,7 @@ pub async fn run(
 
     // Credential Secrets live in the operator's own namespace only: cached there,
     // so a reconcile reads them without a request.
-    let (credentials, credential_events) = cached(
+    let (credentials, credential_events, credentials_listed) = cached(
         Api::<Secret>::namespaced(client.clone(), &config.operator_namespace),
         watcher::Config::default(),
         keep_all,
@@ -141,27 +141,33 @@ pub async fn run(
     // Ready once every cache has listed and each EcrRegistry has had a first pass.
     let sync_ctx = ctx.clone();
     tokio::spawn(async move {
-        let synced = tokio::try_join!(
-            sync_ctx.registries.wait_until_ready(),
-            sync_ctx.namespaces.wait_until_ready(),
-            sync_ctx.service_accounts.wait_until_ready(),
-            sync_ctx.credentials.wait_until_ready(),
-        );
-        if synced.is_ok() {
-            let names = sync_ctx
-                .registries
-                .state()
-                .iter()
-                .map(|r| r.name_any())
-                .collect();
-            // First the registries due for a first pass, then the gate: every pass
-            // that gets through the gate counts.
-            sync_ctx.readiness.caches_synced(names);
-            sync_ctx
-                .caches_ready
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::info!("caches synced");
+        let listed = [ns_listed, sa_listed, credentials_listed];
+        while !listed
+            .iter()
+            .all(|l| l.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The controller itself holds reconciles until the registry cache is ready;
+        // bounded here, since that wait was seen to hang when awaited elsewhere.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            sync_ctx.registries.wait_until_ready(),
+        )
+        .await;
+        let names = sync_ctx
+            .registries
+            .state()
+            .iter()
+            .map(|r| r.name_any())
+            .collect();
+        // First the registries due for a first pass, then the gate: every pass
+        // that gets through the gate counts.
+        sync_ctx.readiness.caches_synced(names);
+        sync_ctx
+            .caches_ready
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tracing::info!("caches synced");
     });
 
     let all = ctx.registries.clone();

@@ -101,20 +101,20 @@ pub async fn run(
     let controller = Controller::new(mirrors, mirror_watch);
     let mirror_store = controller.store();
 
-    let (registries, registry_events) = cached(
+    let (registries, registry_events, _) = cached(
         Api::<EcrRegistry>::all(client.clone()),
         watcher::Config::default(),
         keep_all,
     );
 
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{MIRROR_LABEL}");
-    let (jobs, job_events) = cached(
+    let (jobs, job_events, _) = cached(
         Api::<Job>::all(client.clone()),
         watcher::Config::default().labels(&ours),
         keep_all,
     );
 
-    let (cron_jobs, cron_events) = cached(
+    let (cron_jobs, cron_events, _) = cached(
         Api::<CronJob>::all(client.clone()),
         watcher::Config::default().labels(&ours),
         keep_all,

@@ -1,17 +1,20 @@
 //! Watches shared by the controllers: cached, with backoff, without managed fields.
 
 use crate::error::{Error, Result};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// A watch of `api` that keeps a cache; the stream yields every changed object.
-/// `trim` drops what the controller never reads before it is cached.
+/// `trim` drops what the controller never reads before it is cached. The flag
+/// turns true once the initial list is in the cache.
 pub fn cached<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -19,16 +22,26 @@ pub fn cached<K>(
 ) -> (
     Store<K>,
     impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    Arc<AtomicBool>,
 )
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
     let (store, writer) = reflector::store();
+    let listed = Arc::new(AtomicBool::new(false));
+    let flag = listed.clone();
     let stream = reflector(
         writer,
         watcher(api, config)
             .default_backoff()
+            // Our own signal: `Store::wait_until_ready` awaited in a reconcile was
+            // seen never to wake up.
+            .inspect(move |e| {
+                if let Ok(watcher::Event::InitDone) = e {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            })
             // Managed fields are most of an object's size and never read.
             .modify(move |o| {
                 o.managed_fields_mut().clear();
@@ -36,7 +49,7 @@ where
             }),
     )
     .touched_objects();
-    (store, stream)
+    (store, stream, listed)
 }
 
 /// Returns `missing` when the CRD of `K` is not installed; retries with capped
