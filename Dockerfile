@@ -6,7 +6,7 @@
 #
 # The build stage runs on the build machine's platform and cross-compiles for
 # TARGETARCH with Debian's cross gcc; glibc is linked statically (crt-static),
-# so the binary needs no libraries at run time. tests/image/build assembles the
+# so the binary needs no libraries at run time. scripts/image/build assembles the
 # same file set without a container engine (see docs/operating.md).
 
 ARG RUST_VERSION=1.95
@@ -34,7 +34,7 @@ RUN case "$TARGETARCH" in \
        fi \
     && rustup target add "$triple"
 
-# Optimised for size (as tests/image/build): about 17 MB instead of 28 MB, for an
+# Optimised for size (as scripts/image/build): about 17 MB instead of 28 MB, for an
 # operator that waits on the network almost all the time.
 ENV CARGO_PROFILE_RELEASE_OPT_LEVEL=s \
     CARGO_PROFILE_RELEASE_LTO=fat \

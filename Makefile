@@ -7,10 +7,10 @@
 test: lint unit integration e2e
 
 lint:
-	tests/ensure-toolchain
+	scripts/ensure-toolchain
 	cargo fmt --check
 	cargo clippy --all-targets --locked -- -D warnings
-	tests/e2e/lint
+	scripts/lint-e2e
 
 unit:
 	cargo test --locked --lib --bins
@@ -18,7 +18,7 @@ unit:
 # The test fixture starts a private bed (installing what is missing) and a
 # watchdog tears it down when the test process exits.
 integration:
-	tests/image/build >/dev/null
+	scripts/image/build >/dev/null
 	cargo test --locked --test integration
 
 # End to end on a local node (kubelet, containerd): a pod pulls with the secret
@@ -27,7 +27,7 @@ e2e:
 	tests/e2e/local.sh
 
 demo:
-	tests/demo
+	scripts/demo
 
 # The EcrRegistry benchmark of docs/benchmarks.md: the release binary under the debug test harness.
 bench:

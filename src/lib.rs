@@ -1,31 +1,24 @@
 //! ecr-operator keeps Kubernetes image-pull secrets for Amazon ECR fresh.
 //!
-//! Reconcile is a pipeline: observe (reflector stores, the token cache) →
-//! [`plan`] (pure) → [`apply`] (thin API layer) → [`status`] (pure) → write status.
+//! Two custom resources, each with its own controller:
+//!
+//! - [`crd::ecr_registry::EcrRegistry`] (cluster-scoped), run by [`registry`]:
+//!   observe (reflector stores, the token cache) → plan (pure) → apply (thin API
+//!   layer) → status (pure) → write status.
+//! - [`crd::ecr_mirror::EcrMirror`] (namespaced), run by [`mirror`]: observe →
+//!   render the Job or CronJob (pure) → ensure the ECR repository → apply →
+//!   status (pure) → write status.
+//!
+//! Beside them: [`aws`] (identities, ECR tokens, registry hosts, Docker configs),
+//! [`oci`] (the image copy engine, no Kubernetes in it) and [`runtime`] (logging,
+//! metrics, the admin server, watches, backoff: nothing CRD-specific).
 
-pub mod admin;
-pub mod apply;
-pub mod auth_token;
-pub mod aws_base;
-pub mod aws_identity;
-pub mod backoff;
-pub mod controller;
-pub mod docker_config;
-pub mod ecr_mirror;
-pub mod ecr_registry;
+pub mod aws;
+pub mod crd;
 pub mod error;
-pub mod kube_client;
-pub mod managed_secret;
-pub mod metrics;
 pub mod mirror;
-pub mod mirror_controller;
-pub mod mirror_job;
-pub mod namespace_selection;
-pub mod plan;
-pub mod registry_hosts;
-pub mod status;
-pub mod telemetry;
-pub mod token_cache;
-pub mod watches;
+pub mod oci;
+pub mod registry;
+pub mod runtime;
 
 pub use error::{Error, Result};

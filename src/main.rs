@@ -3,7 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use ecr_operator::telemetry::{self, LogFormat};
+use ecr_operator::runtime::logging::{self, LogFormat};
 
 /// Keeps Kubernetes image-pull secrets for Amazon ECR fresh.
 #[derive(Parser)]
@@ -52,7 +52,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args).await,
         Command::Token(args) => cli::token::run(args).await,
@@ -61,8 +61,8 @@ async fn main() -> std::process::ExitCode {
         Command::Crd => {
             print!(
                 "{}---\n{}",
-                ecr_operator::ecr_registry::crd_yaml(),
-                ecr_operator::ecr_mirror::crd_yaml()
+                ecr_operator::crd::ecr_registry::crd_yaml(),
+                ecr_operator::crd::ecr_mirror::crd_yaml()
             );
             Ok(())
         }

@@ -6,8 +6,8 @@
 use aws_config::SdkConfig;
 use aws_types::region::Region;
 use ecr_operator::Error;
-use ecr_operator::aws_identity::Identity;
-use ecr_operator::ecr_registry::{AssumeRole, Endpoint, ViaRole};
+use ecr_operator::aws::identity::Identity;
+use ecr_operator::crd::ecr_registry::{AssumeRole, Endpoint, ViaRole};
 
 /// Exit codes, as the help of every command states them.
 pub const EXIT_CODES: &str = "\
@@ -162,7 +162,7 @@ impl AwsArgs {
 /// AWS_MAX_ATTEMPTS) for `region`.
 /// The standard AWS environment, with HTTPS_PROXY/NO_PROXY honoured, in `region`.
 pub async fn base_config(region: &str) -> SdkConfig {
-    ecr_operator::aws_base::load()
+    ecr_operator::aws::base_config::load()
         .await
         .to_builder()
         .region(Region::new(region.to_string()))

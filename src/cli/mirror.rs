@@ -1,10 +1,10 @@
 //! `ecr-operator mirror SOURCE DESTINATION`: copy one image between registries
-//! (the copy is `ecr_operator::mirror`; this is flags, progress and the summary).
+//! (the copy is `ecr_operator::oci`; this is flags, progress and the summary).
 
-use ecr_operator::mirror::{
+use ecr_operator::oci::{
     self, AuthFiles, BlobOutcome, ImageRef, ManifestOutcome, Options, Progress, Summary,
 };
-use ecr_operator::telemetry::LogFormat;
+use ecr_operator::runtime::logging::LogFormat;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal as _;
@@ -92,7 +92,7 @@ pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> 
     let source = ImageRef::source(&args.source)?;
     let destination = ImageRef::destination(&args.destination, &source)?;
     for tag in &args.tags {
-        mirror::reference::check_tag(tag)?;
+        oci::reference::check_tag(tag)?;
     }
     let auth = AuthFiles::load(&args.authfiles)?;
     let options = Options {
@@ -107,7 +107,7 @@ pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> 
         Some(b) => b.clone(),
         None => Arc::new(LogLines),
     };
-    let result = mirror::mirror(&source, &destination, &auth, &options, progress).await;
+    let result = oci::mirror(&source, &destination, &auth, &options, progress).await;
     if let Some(b) = &bars {
         b.done();
     }

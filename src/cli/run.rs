@@ -1,10 +1,10 @@
 //! `ecr-operator run`: the admin server, leader election and the controllers.
 
 use anyhow::Context as _;
-use ecr_operator::admin::{self, Readiness};
-use ecr_operator::controller::{self, Telemetry};
-use ecr_operator::metrics::Metrics;
-use ecr_operator::mirror_controller;
+use ecr_operator::mirror::controller as mirror_controller;
+use ecr_operator::registry::controller::{self, Telemetry};
+use ecr_operator::runtime::admin::{self, Readiness};
+use ecr_operator::runtime::metrics::Metrics;
 use kube_lease_manager::LeaseManagerBuilder;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,10 +52,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let router = admin::router(metrics.clone(), readiness.clone());
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let client = ecr_operator::kube_client::client(metrics.clone())
+    let client = ecr_operator::runtime::kube_client::client(metrics.clone())
         .await
         .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
-    let aws = ecr_operator::aws_base::load().await;
+    let aws = ecr_operator::aws::base_config::load().await;
     let identity = args
         .pod_name
         .clone()

@@ -3,10 +3,10 @@
 
 use super::aws_args::{self, AwsArgs, EXIT_CODES, shell_quote};
 use anyhow::Context as _;
-use ecr_operator::auth_token::AuthToken;
-use ecr_operator::docker_config::DockerConfig;
-use ecr_operator::ecr_registry::Endpoint;
-use ecr_operator::registry_hosts::registry_hosts;
+use ecr_operator::aws::auth_token::AuthToken;
+use ecr_operator::aws::docker_config::DockerConfig;
+use ecr_operator::aws::registry_hosts::registry_hosts;
+use ecr_operator::crd::ecr_registry::Endpoint;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -306,7 +306,7 @@ fn write_docker_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ecr_operator::auth_token::Password;
+    use ecr_operator::aws::auth_token::Password;
 
     fn token() -> AuthToken {
         let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();

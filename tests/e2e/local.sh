@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end suite on the test bed's own node (runs on this machine and in
 # .ci/run; needs root, cgroup v1, no Docker):
-#   1. the operator image, assembled without a container engine (tests/image/build);
+#   1. the operator image, assembled without a container engine (scripts/image/build);
 #   2. a bed of its own with a node: tests/bed/up --with-node --watch-pid $$
 #      (state dir ${TMPDIR:-/tmp}/ecr-operator-e2e-<pid>; the watchdog removes
 #      it even if this script is killed);
@@ -22,7 +22,7 @@ say() { echo "e2e/local: $*" >&2; }
 [[ "$(id -u)" == 0 ]] || { say "needs root (the node: bridge, iptables, cgroups, mounts)"; exit 2; }
 
 t=$EPOCHREALTIME
-image_dir="$(tests/image/build)"
+image_dir="$(scripts/image/build)"
 image_ref="$(cat "$image_dir/ref")"
 say "operator image $image_ref ($(since "$t"))"
 

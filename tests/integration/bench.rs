@@ -2,10 +2,10 @@
 //! 1,000 selected namespaces and 10,000 unrelated Secrets. Ignored by default;
 //! run it with `make bench` (a release build).
 
-use crate::bed::{Bed, TestNames, create_namespace};
-use crate::faults::Faults;
-use crate::fixtures::{create_registry, setup, wait_ready};
-use crate::operator::Operator;
+use crate::support::bed::{Bed, TestNames, create_namespace};
+use crate::support::faults::Faults;
+use crate::support::fixtures::{create_registry, setup, wait_ready};
+use crate::support::operator::Operator;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{ListParams, PostParams};

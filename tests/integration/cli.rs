@@ -2,9 +2,9 @@
 //! real binary against the bed's moto (each test with its own access key ID, so
 //! fault-proxy rules and call records are its own); the examples; and the demo.
 
-use crate::bed::{Bed, TestNames, repo_root};
-use crate::faults::Faults;
-use crate::fixtures::{install_crd, skopeo_pull};
+use crate::support::bed::{Bed, TestNames, repo_root};
+use crate::support::faults::Faults;
+use crate::support::fixtures::{install_crd, skopeo_pull};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::os::unix::fs::PermissionsExt as _;
@@ -855,7 +855,7 @@ async fn demo_runs_to_the_pull_in_smoke_mode() {
     let bed = Bed::get();
     let out = tokio::time::timeout(
         std::time::Duration::from_secs(180),
-        tokio::process::Command::new(repo_root().join("tests/demo"))
+        tokio::process::Command::new(repo_root().join("scripts/demo"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", std::env::var("HOME").unwrap_or_default())
@@ -867,12 +867,12 @@ async fn demo_runs_to_the_pull_in_smoke_mode() {
     )
     .await
     .expect("the demo finished within 180 s")
-    .expect("run tests/demo");
+    .expect("run scripts/demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "tests/demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        "scripts/demo failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     for want in [
         "Reusing the test bed",

@@ -2,9 +2,9 @@
 //! that names the field, a full valid spec round-trips with defaults applied, and
 //! every field is documented (what `kubectl explain` shows).
 
-use crate::bed::{Bed, TestNames, eventually};
-use crate::fixtures;
-use ecr_operator::ecr_registry::{EcrRegistry, EcrRegistrySpec};
+use crate::support::bed::{Bed, TestNames, eventually};
+use crate::support::fixtures;
+use ecr_operator::crd::ecr_registry::{EcrRegistry, EcrRegistrySpec};
 use kube::api::{ApiResource, DeleteParams, DynamicObject, PostParams};
 use kube::{Api, Client, CustomResourceExt};
 use serde_json::{Value, json};

@@ -4,12 +4,14 @@
 //! After each scenario no secret value may show up in the operator's logs, the
 //! EcrRegistry's status or its Events.
 
-use crate::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
-use crate::faults::Faults;
-use crate::fixtures::{authfile_for, create_registry, get_secret, setup, skopeo_pull, wait_ready};
-use crate::operator::Operator;
+use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
+use crate::support::faults::Faults;
+use crate::support::fixtures::{
+    authfile_for, create_registry, get_secret, setup, skopeo_pull, wait_ready,
+};
+use crate::support::operator::Operator;
 use base64::Engine as _;
-use ecr_operator::ecr_registry::EcrRegistry;
+use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -156,7 +158,7 @@ async fn cleanup(client: &Client, names: &TestNames) {
 }
 
 fn condition_message(r: &EcrRegistry) -> String {
-    ecr_operator::status::ready(r.status.as_ref())
+    ecr_operator::registry::status::ready(r.status.as_ref())
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }
@@ -272,7 +274,7 @@ async fn credentials_secret_without_the_secret_key_is_incomplete() {
 /// IAM users and roles on moto B (IAM checks on), made with the bed's admin key.
 mod iam {
     use super::ACCOUNT;
-    use crate::bed::{Bed, repo_root};
+    use crate::support::bed::{Bed, repo_root};
     use serde_json::{Value, json};
     use tokio::io::AsyncWriteExt;
 

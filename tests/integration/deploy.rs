@@ -1,5 +1,5 @@
 //! deploy/ (the kustomize base and the Helm chart), the CRD copies they ship, the
-//! RBAC they grant, and the container image of tests/image/build.
+//! RBAC they grant, and the container image of scripts/image/build.
 //!
 //! - Both renderers produce the same objects, and the API server accepts every one
 //!   of them (server-side dry run, Pod Security "restricted" without a warning).
@@ -8,13 +8,15 @@
 //!   ServiceAccount, with no other permission.
 //! - The image is a valid OCI image whose static binary runs with no libraries.
 
-use crate::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually, repo_root};
-use crate::faults::Faults;
-use crate::fixtures::{
+use crate::support::bed::{
+    Bed, TestNames, create_namespace, delete_namespace, eventually, repo_root,
+};
+use crate::support::faults::Faults;
+use crate::support::fixtures::{
     create_registry, get_secret, label_namespace, pull_secrets, setup, wait_ready,
 };
-use crate::operator::Operator;
-use ecr_operator::ecr_registry::EcrRegistry;
+use crate::support::operator::Operator;
+use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
@@ -110,12 +112,12 @@ fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
-/// The Helm CLI, built once per machine from the Go module proxy (tests/tools/build-helm).
+/// The Helm CLI, built once per machine from the Go module proxy (scripts/tools/build-helm).
 fn helm() -> &'static Path {
     static HELM: OnceLock<PathBuf> = OnceLock::new();
     HELM.get_or_init(|| {
         let out = run_ok(
-            &mut Command::new(repo_root().join("tests/tools/build-helm")),
+            &mut Command::new(repo_root().join("scripts/tools/build-helm")),
             None,
         );
         PathBuf::from(out.trim())
@@ -1052,14 +1054,14 @@ async fn operator_works_with_exactly_the_helm_rbac() {
 }
 
 // ---------------------------------------------------------------------------
-// The image (tests/image/build)
+// The image (scripts/image/build)
 
-/// The image directory of tests/image/build (built once per run, cached by hash).
+/// The image directory of scripts/image/build (built once per run, cached by hash).
 fn image() -> &'static Path {
     static IMAGE: OnceLock<PathBuf> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let out = run_ok(
-            &mut Command::new(repo_root().join("tests/image/build")),
+            &mut Command::new(repo_root().join("scripts/image/build")),
             None,
         );
         PathBuf::from(out.trim())
@@ -1254,13 +1256,13 @@ fn image_pushes_to_the_bed_registry() {
 #[test]
 fn dockerfile_passes_hadolint_and_context_checks() {
     let out = run(
-        &mut Command::new(repo_root().join("tests/image/lint-dockerfile")),
+        &mut Command::new(repo_root().join("scripts/image/lint-dockerfile")),
         None,
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "tests/image/lint-dockerfile:\n{stdout}{}",
+        "scripts/image/lint-dockerfile:\n{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");

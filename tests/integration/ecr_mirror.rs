@@ -6,12 +6,14 @@
 //! status.managedNamespaces and status.registries itself, which is all an EcrMirror
 //! reads of it.
 
-use crate::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
-use crate::fixtures;
+use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
+use crate::support::fixtures;
 use aws_sdk_ecr::types::ImageIdentifier;
-use ecr_operator::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
-use ecr_operator::ecr_registry::EcrRegistry;
-use ecr_operator::mirror_controller::{self, MirrorConfig, READY, SUCCEEDED, condition};
+use ecr_operator::crd::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
+use ecr_operator::crd::ecr_registry::EcrRegistry;
+use ecr_operator::mirror::controller::{
+    self as mirror_controller, MirrorConfig, READY, SUCCEEDED, condition,
+};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::events::v1::Event;
@@ -896,7 +898,7 @@ async fn the_examples_are_accepted_by_the_api_server() {
     fixtures::install_crd(&client).await;
     let ns = names.ns("app");
     create_namespace(&client, &ns, &[]).await;
-    let dir = crate::bed::repo_root().join("deploy/examples");
+    let dir = crate::support::bed::repo_root().join("deploy/examples");
     let mut checked = Vec::new();
     for file in ["ecrmirror.yaml", "job-push.yaml", "job-pull.yaml"] {
         let text = std::fs::read_to_string(dir.join(file)).expect("read example");

@@ -1,13 +1,13 @@
 //! EcrRegistry behaviour with the real operator binary on the bed.
 
-use crate::bed::{Bed, TestNames, create_namespace, eventually};
-use crate::faults::Faults;
-use crate::fixtures::{
+use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
+use crate::support::faults::Faults;
+use crate::support::fixtures::{
     authfile_for, create_registry, create_registry_named, docker_config, get_secret,
     label_namespace, pull_secrets, setup, skopeo_pull, wait_ready,
 };
-use crate::operator::Operator;
-use ecr_operator::ecr_registry::EcrRegistry;
+use crate::support::operator::Operator;
+use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, PostParams};
@@ -300,7 +300,7 @@ async fn an_aws_outage_keeps_existing_secrets_and_recovers() {
         )
         .await;
     let r = wait_ready(&client, &names.id, "False", Some("Throttled"), 40).await;
-    let message = ecr_operator::status::ready(r.status.as_ref())
+    let message = ecr_operator::registry::status::ready(r.status.as_ref())
         .unwrap()
         .message
         .clone();

@@ -1,8 +1,8 @@
 //! Running it: the admin server, metrics, JSON logs and leader election.
 
-use crate::bed::{Bed, TestNames, create_namespace, eventually};
-use crate::fixtures::{create_registry, get_secret, setup, wait_ready};
-use crate::operator::Operator;
+use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
+use crate::support::fixtures::{create_registry, get_secret, setup, wait_ready};
+use crate::support::operator::Operator;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use serde_json::json;

@@ -1,0 +1,296 @@
+//! AWS credentials for an EcrRegistry (or a CLI invocation) and the ECR token they
+//! fetch. One code path serves the CRD's `spec.auth` and the `token` command.
+
+use crate::aws::auth_token::{AuthToken, Password, decode_authorization_token, effective_expiry};
+use crate::aws::registry_hosts::account_of_proxy_endpoint;
+use crate::crd::ecr_registry::AssumeRole;
+use crate::error::{AwsFailure, Error, Result};
+use aws_config::SdkConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_types::region::Region;
+use k8s_openapi::api::core::v1::Secret;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::Duration;
+
+pub const DEFAULT_SESSION_NAME: &str = "ecr-operator";
+
+/// Static keys, from the credentials Secret or the environment of a CLI call.
+#[derive(Clone)]
+pub struct StaticKeys {
+    pub access_key_id: String,
+    pub secret_access_key: Password,
+    pub session_token: Option<Password>,
+}
+
+impl std::fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticKeys")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StaticKeys {
+    /// Reads the keys of a credentials Secret's data; names the missing key.
+    pub fn from_secret_data(
+        namespace: &str,
+        name: &str,
+        data: &std::collections::BTreeMap<String, k8s_openapi::ByteString>,
+    ) -> Result<Self> {
+        let get = |key: &'static str| {
+            data.get(key)
+                .map(|v| String::from_utf8_lossy(&v.0).trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let require = |key: &'static str| {
+            get(key).ok_or_else(|| Error::CredentialsSecretIncomplete {
+                namespace: namespace.into(),
+                name: name.into(),
+                key,
+            })
+        };
+        Ok(Self {
+            access_key_id: require("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: Password::new(require("AWS_SECRET_ACCESS_KEY")?),
+            session_token: get("AWS_SESSION_TOKEN").map(Password::new),
+        })
+    }
+}
+
+/// Who fetches the token, and where.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub region: String,
+    /// None: the operator's own identity (default provider chain).
+    pub static_keys: Option<StaticKeys>,
+    pub assume_role: Option<AssumeRole>,
+}
+
+impl Identity {
+    /// Registries with equal keys share one token. Secrets enter only as a hash.
+    pub fn cache_key(&self) -> String {
+        let mut h = DefaultHasher::new();
+        if let Some(k) = &self.static_keys {
+            k.secret_access_key.expose().hash(&mut h);
+            k.session_token.as_ref().map(Password::expose).hash(&mut h);
+        }
+        format!(
+            "{}|{}|{:?}|{:x}",
+            self.region,
+            self.static_keys
+                .as_ref()
+                .map_or("default-chain", |k| k.access_key_id.as_str()),
+            self.assume_role,
+            h.finish()
+        )
+    }
+
+    /// The identity of an EcrRegistry: static keys are read from the credentials
+    /// Secret in the operator's own namespace, and only there.
+    pub async fn for_registry(
+        client: &kube::Client,
+        operator_namespace: &str,
+        registry: &crate::crd::ecr_registry::EcrRegistry,
+    ) -> Result<Self> {
+        let secret = match registry
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.secret_ref.as_ref())
+        {
+            Some(r) => {
+                kube::Api::<Secret>::namespaced(client.clone(), operator_namespace)
+                    .get_opt(&r.name)
+                    .await?
+            }
+            None => None,
+        };
+        Self::for_registry_from(registry, operator_namespace, secret.as_ref())
+    }
+
+    /// The same, with the credentials Secret already at hand (e.g. from a cache);
+    /// `credentials` is the Secret that `spec.auth.secretRef` names, if it exists.
+    pub fn for_registry_from(
+        registry: &crate::crd::ecr_registry::EcrRegistry,
+        operator_namespace: &str,
+        credentials: Option<&Secret>,
+    ) -> Result<Self> {
+        let auth = registry.spec.auth.clone().unwrap_or_default();
+        let static_keys = match &auth.secret_ref {
+            None => None,
+            Some(r) => {
+                let secret = credentials.ok_or_else(|| Error::CredentialsSecretMissing {
+                    namespace: operator_namespace.to_string(),
+                    name: r.name.clone(),
+                })?;
+                let data = secret.data.clone().unwrap_or_default();
+                Some(StaticKeys::from_secret_data(
+                    operator_namespace,
+                    &r.name,
+                    &data,
+                )?)
+            }
+        };
+        Ok(Self {
+            region: registry.spec.region.clone(),
+            static_keys,
+            assume_role: auth.assume_role,
+        })
+    }
+
+    /// Resolves the credentials (assuming the roles of the chain in order) into an
+    /// SDK config for the identity's region, for any AWS client.
+    pub async fn sdk_config(&self, base: &SdkConfig) -> Result<SdkConfig> {
+        let region = Region::new(self.region.clone());
+        let mut provider = match &self.static_keys {
+            Some(k) => SharedCredentialsProvider::new(Credentials::new(
+                k.access_key_id.clone(),
+                k.secret_access_key.expose().to_string(),
+                k.session_token.as_ref().map(|t| t.expose().to_string()),
+                None,
+                "ecr-operator-static",
+            )),
+            None => base
+                .credentials_provider()
+                .ok_or_else(|| Error::NoCredentials {
+                    detail: "no credentials provider configured".into(),
+                })?,
+        };
+        let mut credentials = resolve(&provider, None).await?;
+        if let Some(role) = &self.assume_role {
+            let config = |p: &SharedCredentialsProvider| {
+                base.to_builder()
+                    .region(region.clone())
+                    .credentials_provider(p.clone())
+                    .build()
+            };
+            let steps = role
+                .via
+                .iter()
+                .map(|v| (&v.role_arn, &v.external_id, &v.session_name, None))
+                .chain(std::iter::once((
+                    &role.role_arn,
+                    &role.external_id,
+                    &role.session_name,
+                    role.duration_seconds,
+                )));
+            for (arn, external_id, session, duration) in steps {
+                let mut b = AssumeRoleProvider::builder(arn.clone())
+                    .session_name(
+                        session
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_SESSION_NAME.into()),
+                    )
+                    .configure(&config(&provider));
+                if let Some(id) = external_id {
+                    b = b.external_id(id.clone());
+                }
+                if let Some(secs) = duration {
+                    b = b.session_length(Duration::from_secs(secs.max(0) as u64));
+                }
+                let assumed = b.build_from_provider(provider.clone()).await;
+                credentials = resolve(
+                    &SharedCredentialsProvider::new(assumed),
+                    Some((arn.as_str(), external_id.is_some())),
+                )
+                .await?;
+                provider = SharedCredentialsProvider::new(credentials.clone());
+            }
+        }
+        Ok(base
+            .to_builder()
+            .region(region)
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build())
+    }
+
+    /// Resolves the credentials and fetches one authorization token.
+    pub async fn fetch_token(&self, base: &SdkConfig) -> Result<AuthToken> {
+        let ecr = aws_sdk_ecr::Client::new(&self.sdk_config(base).await?);
+        let out = ecr
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| Error::from_ecr("GetAuthorizationToken", AwsFailure::of(&e)))?;
+        let data = out.authorization_data().first().ok_or(Error::Aws {
+            operation: "GetAuthorizationToken",
+            detail: "the response holds no authorization data".into(),
+        })?;
+        let (username, password) = decode_authorization_token(
+            data.authorization_token().unwrap_or_default(),
+        )
+        .map_err(|e| Error::Aws {
+            operation: "GetAuthorizationToken",
+            detail: e.to_string(),
+        })?;
+        let fetched_at = jiff::Timestamp::now();
+        let reported = data
+            .expires_at()
+            .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
+        let (expires_at, expiry_adjusted) = effective_expiry(reported, fetched_at);
+        Ok(AuthToken {
+            username,
+            password,
+            account: data.proxy_endpoint().and_then(account_of_proxy_endpoint),
+            fetched_at,
+            expires_at,
+            expiry_adjusted,
+        })
+    }
+}
+
+/// Resolves credentials; `role` names the role being assumed, for the error.
+async fn resolve(
+    provider: &SharedCredentialsProvider,
+    role: Option<(&str, bool)>,
+) -> Result<Credentials> {
+    provider.provide_credentials().await.map_err(|e| {
+        let failure = match &e {
+            CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
+                let source = std::error::Error::source(&e);
+                match source
+                    .and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>())
+                {
+                    Some(sdk) => AwsFailure::of(sdk),
+                    None => AwsFailure::Other(
+                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+                    ),
+                }
+            }
+            CredentialsError::ProviderTimedOut(_) => AwsFailure::Network(e.to_string()),
+            _ => AwsFailure::Other(
+                aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
+            ),
+        };
+        match (role, failure) {
+            (_, AwsFailure::Throttled) => Error::Throttled {
+                operation: "AssumeRole",
+            },
+            (_, AwsFailure::Network(detail)) => Error::Network {
+                operation: "AssumeRole",
+                detail,
+            },
+            (
+                Some((arn, has_external_id)),
+                AwsFailure::Denied(detail) | AwsFailure::Other(detail),
+            ) => Error::AssumeRoleDenied {
+                role_arn: arn.to_string(),
+                detail,
+                hint: if has_external_id {
+                    " and that its sts:ExternalId condition equals the externalId given"
+                } else {
+                    " (add externalId if the trust policy requires sts:ExternalId)"
+                },
+            },
+            (None, AwsFailure::Denied(detail) | AwsFailure::Other(detail)) => {
+                Error::NoCredentials { detail }
+            }
+        }
+    })
+}

@@ -1,0 +1,320 @@
+//! The `EcrRegistry` custom resource: one cluster-scoped object that keeps a
+//! `kubernetes.io/dockerconfigjson` pull secret fresh in every selected namespace.
+//!
+//! Every field carries a doc comment (it becomes the `kubectl explain` text) and
+//! every constraint a schema can express is in the schema, so the API server
+//! refuses bad input with a message that names the field.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Pattern for AWS regions in every partition: us-east-1, cn-north-1, us-gov-west-1, us-iso-east-1.
+pub const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$";
+/// Pattern for an IAM role ARN in any partition, paths allowed.
+pub const ROLE_ARN_PATTERN: &str =
+    r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[a-zA-Z0-9+=,.@_/-]{1,512}$";
+const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+
+/// Keeps ECR pull secrets fresh in the selected namespaces.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[kube(
+    group = "ecr-operator.io",
+    version = "v1alpha1",
+    kind = "EcrRegistry",
+    plural = "ecrregistries",
+    shortname = "ecrreg",
+    status = "EcrRegistryStatus",
+    doc = "EcrRegistry keeps a kubernetes.io/dockerconfigjson secret with fresh Amazon ECR credentials in every selected namespace.",
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: must be at most 63 characters, because it is used as a label value on the managed secrets"),
+    printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.namespaces.summary"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.region.startsWith('cn-') || !self.endpoints.exists(e, e == 'Fips')").message("spec.endpoints: Fips endpoints do not exist in the China regions; use Standard or DualStack"))]
+pub struct EcrRegistrySpec {
+    /// AWS region of the registries, e.g. eu-west-1, cn-north-1 or us-gov-west-1.
+    /// One authorization token is fetched per identity and region.
+    #[schemars(pattern(REGION_PATTERN))]
+    pub region: String,
+
+    /// 12-digit AWS account IDs whose registries go into the secret. The same token
+    /// authenticates to every registry of the region that the identity may read.
+    /// Default: the account of the credentials in use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50), inner(pattern(r"^[0-9]{12}$")), extend("x-kubernetes-list-type" = "set"))]
+    pub registry_ids: Vec<String>,
+
+    /// Which host names to write for each registry: Standard
+    /// (<account>.dkr.ecr.<region>.amazonaws.com), Fips (<account>.dkr.ecr-fips.<region>.amazonaws.com)
+    /// and DualStack (<account>.dkr-ecr.<region>.on.aws). The DNS suffix follows from the
+    /// region's partition. Default: [Standard].
+    #[serde(default = "default_endpoints")]
+    #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "set"))]
+    pub endpoints: Vec<Endpoint>,
+
+    /// Where the AWS credentials come from. Absent: the operator's own identity
+    /// (environment, IRSA web identity, EKS Pod Identity or instance profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+
+    /// The managed secret written into each selected namespace.
+    #[serde(default)]
+    pub secret: SecretTemplate,
+
+    /// Which namespaces get the secret. Without names and selector: all namespaces.
+    #[serde(default)]
+    pub namespaces: NamespaceSelection,
+
+    /// ServiceAccounts (by name, in every selected namespace) that get the secret in
+    /// their imagePullSecrets, so pods need not name it. Other entries are kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20), inner(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN)), extend("x-kubernetes-list-type" = "set"))]
+    pub service_accounts: Vec<String>,
+
+    /// Refresh the token when less than this is left before it expires (tokens live 12h).
+    /// A duration such as 6h, 90m or 1h30m, from 10s to 11h. Default: 6h.
+    #[serde(default = "default_refresh_before")]
+    #[schemars(pattern(r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
+    #[x_kube(validation = Rule::new("self != '' && duration(self) >= duration('10s') && duration(self) <= duration('11h')").message("spec.refreshBefore: must be a duration from 10s to 11h, e.g. 6h or 90m"))]
+    pub refresh_before: String,
+}
+
+/// A host-name variant of an ECR registry endpoint.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
+pub enum Endpoint {
+    /// <account>.dkr.ecr.<region>.<partition suffix>
+    Standard,
+    /// <account>.dkr.ecr-fips.<region>.amazonaws.com (aws and aws-us-gov partitions)
+    Fips,
+    /// <account>.dkr-ecr.<region>.on.aws (IPv4 and IPv6)
+    DualStack,
+}
+
+fn default_endpoints() -> Vec<Endpoint> {
+    vec![Endpoint::Standard]
+}
+
+pub const DEFAULT_REFRESH_BEFORE: &str = "6h";
+
+fn default_refresh_before() -> String {
+    DEFAULT_REFRESH_BEFORE.to_string()
+}
+
+/// Credentials used to fetch the ECR token. Both fields may be combined: the static
+/// keys (or the operator's own identity) then assume the role.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// Static keys: a Secret in the operator's own namespace with the keys
+    /// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and optionally AWS_SESSION_TOKEN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+
+    /// An IAM role to assume (optionally through an intermediate role) before
+    /// fetching the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRole>,
+}
+
+/// A reference to a Secret in the operator's own namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub struct SecretRef {
+    /// Name of the Secret in the operator's namespace.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+}
+
+/// An IAM role assumed with sts:AssumeRole.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AssumeRole {
+    /// ARN of the role, e.g. arn:aws:iam::123456789012:role/ecr-pull.
+    #[schemars(pattern(ROLE_ARN_PATTERN))]
+    pub role_arn: String,
+
+    /// External ID that the role's trust policy requires (sts:ExternalId).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1224), pattern(r"^[\w+=,.@:/-]+$"))]
+    pub external_id: Option<String>,
+
+    /// Role session name, visible in CloudTrail. Default: ecr-operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 64), pattern(r"^[\w+=,.@-]+$"))]
+    pub session_name: Option<String>,
+
+    /// Lifetime of the role session in seconds, 900 to 43200. Default: 3600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 900, max = 43200))]
+    pub duration_seconds: Option<i32>,
+
+    /// Role chaining: assume this intermediate role first, then the role above with
+    /// the intermediate role's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<ViaRole>,
+}
+
+/// The intermediate role of a role chain.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViaRole {
+    /// ARN of the intermediate role, e.g. arn:aws:iam::210987654321:role/hub.
+    #[schemars(pattern(ROLE_ARN_PATTERN))]
+    pub role_arn: String,
+
+    /// External ID that the intermediate role's trust policy requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1224), pattern(r"^[\w+=,.@:/-]+$"))]
+    pub external_id: Option<String>,
+
+    /// Role session name for the intermediate role. Default: ecr-operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 64), pattern(r"^[\w+=,.@-]+$"))]
+    pub session_name: Option<String>,
+}
+
+/// Name and metadata of the managed secret.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+pub struct SecretTemplate {
+    /// Name of the secret in each namespace. Default: the EcrRegistry's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub name: Option<String>,
+
+    /// Labels copied onto every managed secret (the operator's own labels win).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Annotations copied onto every managed secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Which namespaces get the secret: those named or matching the selector (or all
+/// namespaces when neither is given), minus the excluded ones.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+pub struct NamespaceSelection {
+    /// Namespaces selected by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 63), pattern(DNS_LABEL_PATTERN)), extend("x-kubernetes-list-type" = "set"))]
+    pub names: Vec<String>,
+
+    /// Namespaces selected by their labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+
+    /// Namespaces never selected, whatever names and selector say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(length(min = 1, max = 63), pattern(DNS_LABEL_PATTERN)), extend("x-kubernetes-list-type" = "set"))]
+    pub exclude: Vec<String>,
+}
+
+/// Observed state, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EcrRegistryStatus {
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready is True when every selected namespace holds a valid secret; its reason
+    /// says what to fix otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// Registry hosts written into the secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub registries: Vec<String>,
+
+    /// When the token in the secrets expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When the token was last fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh_time: Option<Time>,
+
+    /// When the next refresh is planned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_refresh_time: Option<Time>,
+
+    /// How many namespaces are selected and how many hold the current secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<NamespaceCounts>,
+
+    /// Namespaces that hold this registry's managed secret; the operator removes the
+    /// secret from those that leave the selection.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_namespaces: Vec<String>,
+
+    /// Name of the secret in managedNamespaces (to move it when spec.secret.name changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+
+    /// Namespaces that could not be synced (at most 20), with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<NamespaceFailure>,
+}
+
+/// Counts of selected and synced namespaces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct NamespaceCounts {
+    /// Namespaces the spec selects (terminating ones excluded).
+    pub selected: u32,
+    /// Selected namespaces that hold the current secret.
+    pub synced: u32,
+    /// "synced/selected", for the printer column.
+    pub summary: String,
+}
+
+/// A namespace that could not be synced.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Default, JsonSchema,
+)]
+pub struct NamespaceFailure {
+    /// The namespace.
+    pub namespace: String,
+    /// Why, as a CamelCase reason (e.g. SecretConflict).
+    pub reason: String,
+    /// What happened and how to fix it.
+    pub message: String,
+}
+
+impl EcrRegistry {
+    /// Name of the managed secret in each namespace.
+    pub fn secret_name(&self) -> String {
+        self.spec
+            .secret
+            .name
+            .clone()
+            .unwrap_or_else(|| kube::ResourceExt::name_any(self))
+    }
+}
+
+/// The CustomResourceDefinition as YAML (what `ecr-operator crd` prints and `crds/` holds).
+pub fn crd_yaml() -> String {
+    serde_saphyr::to_string(&<EcrRegistry as kube::CustomResourceExt>::crd())
+        .expect("a CRD always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_crd_matches_the_code() {
+        let committed = include_str!("../../crds/ecrregistry.yaml");
+        assert!(
+            committed == super::crd_yaml(),
+            "crds/ecrregistry.yaml is stale: run `make crds` and commit the result"
+        );
+    }
+}

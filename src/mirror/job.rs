@@ -1,0 +1,664 @@
+//! The Job (or CronJob) that carries out an EcrMirror, as a pure function of the
+//! EcrMirror, its EcrRegistry and the operator's image: no client, so every
+//! property of the pod (arguments, mounts, security context, owner) is unit-tested.
+//!
+//! The container runs `ecr-operator mirror` (the image's entrypoint) with:
+//!
+//! ```text
+//! push: mirror SRC <host>/<repository>:<tag1> [--tag <tagN>]... --authfile ECR [--authfile OTHER] --digest-file /dev/termination-log
+//! pull: mirror <host>/<repository>(:<tag>|@<digest>) DST --authfile ECR [--authfile OTHER] --digest-file /dev/termination-log
+//! ```
+//!
+//! where ECR is the EcrRegistry's managed secret and OTHER the user's secret for the
+//! registry on the other side, both mounted read-only.
+
+use crate::crd::ecr_mirror::EcrMirror;
+use crate::crd::ecr_registry::EcrRegistry;
+use crate::registry::desired_secret::{DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, KeyToPath, LocalObjectReference,
+    PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+/// On Jobs, CronJobs and pods: the name of the EcrMirror they belong to.
+pub const MIRROR_LABEL: &str = "ecr-operator.io/mirror";
+/// On Jobs and CronJobs: the EcrMirror generation they were rendered from.
+pub const GENERATION_ANNOTATION: &str = "ecr-operator.io/mirror-generation";
+/// On CronJobs: a hash of the rendered spec, so an unchanged CronJob is not rewritten.
+pub const SPEC_HASH_ANNOTATION: &str = "ecr-operator.io/spec-hash";
+/// Where the EcrRegistry's managed secret is mounted.
+pub const ECR_AUTH_DIR: &str = "/var/run/ecr-operator/ecr";
+/// Where the user's secret for the other registry is mounted.
+pub const OTHER_AUTH_DIR: &str = "/var/run/ecr-operator/other";
+/// The file the `mirror` command writes the copied manifest's digest to.
+pub const DIGEST_FILE: &str = "/dev/termination-log";
+/// UID and GID of the copying container (distroless "nonroot").
+pub const RUN_AS: i64 = 65532;
+pub const CONTAINER_NAME: &str = "mirror";
+pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
+/// Job names are label values (`job-name` on the pods): at most 63 characters.
+const MAX_JOB_NAME: usize = 63;
+/// The CronJob controller appends `-<11 digits>` to name its Jobs.
+const MAX_CRON_JOB_NAME: usize = 52;
+
+/// Why the Job cannot be rendered; `reason` goes into the Ready condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocked {
+    pub reason: &'static str,
+    pub message: String,
+    /// True when only a change of the EcrMirror's spec fixes it.
+    pub spec_error: bool,
+}
+
+impl Blocked {
+    fn spec(message: String) -> Self {
+        Self {
+            reason: "InvalidSpec",
+            message,
+            spec_error: true,
+        }
+    }
+}
+
+/// Where the copy goes, resolved against the EcrRegistry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The ECR registry host, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com.
+    pub host: String,
+    /// The 12-digit account of that host (CreateRepository's registryId).
+    pub account: String,
+    /// The managed secret in the EcrMirror's namespace.
+    pub secret_name: String,
+}
+
+/// Checks that the EcrRegistry's secret is in the EcrMirror's namespace (by the
+/// registry's status.managedNamespaces: the operator reads no Secrets there) and
+/// picks the ECR host; checks what the schema cannot (the policy is JSON).
+pub fn resolve(mirror: &EcrMirror, registry: &EcrRegistry) -> Result<Resolved, Blocked> {
+    let ns = mirror.namespace().unwrap_or_default();
+    let registry_name = registry.name_any();
+    if let Some(policy) = mirror
+        .spec
+        .push
+        .as_ref()
+        .and_then(|p| p.create_repository.repository_policy.as_deref())
+    {
+        match serde_json::from_str::<serde_json::Value>(policy) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => {
+                return Err(Blocked::spec(
+                    "spec.push.createRepository.repositoryPolicy: must be a JSON object (a policy document with Version and Statement)".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(Blocked::spec(format!(
+                    "spec.push.createRepository.repositoryPolicy: not valid JSON: {e}"
+                )));
+            }
+        }
+    }
+    let status = registry.status.clone().unwrap_or_default();
+    let secret_name = status
+        .secret_name
+        .clone()
+        .unwrap_or_else(|| registry.secret_name());
+    if !status.managed_namespaces.contains(&ns) {
+        return Err(Blocked {
+            reason: "RegistrySecretMissing",
+            message: format!(
+                "EcrRegistry {registry_name} has not written its secret {secret_name} into namespace {ns}: select the namespace in the EcrRegistry's spec.namespaces (names or selector), and check its status"
+            ),
+            spec_error: false,
+        });
+    }
+    let host = match &mirror.spec.registry_id {
+        Some(id) => status
+            .registries
+            .iter()
+            .find(|h| h.starts_with(&format!("{id}.")))
+            .ok_or_else(|| {
+                Blocked::spec(format!(
+                    "spec.registryId: {id} is not among the registries of EcrRegistry {registry_name} ({}): add it to the EcrRegistry's spec.registryIds or fix spec.registryId",
+                    status.registries.join(", ")
+                ))
+            })?,
+        None => status.registries.first().ok_or_else(|| Blocked {
+            reason: "RegistryNotReady",
+            message: format!(
+                "EcrRegistry {registry_name} lists no registries in its status yet: wait for it to sync, or check its Ready condition"
+            ),
+            spec_error: false,
+        })?,
+    };
+    let account = host.split('.').next().unwrap_or_default().to_string();
+    Ok(Resolved {
+        host: host.clone(),
+        account,
+        secret_name,
+    })
+}
+
+/// The arguments of the copying container (the image's entrypoint is ecr-operator).
+pub fn mirror_args(mirror: &EcrMirror, resolved: &Resolved) -> Vec<String> {
+    let mut args = vec!["mirror".to_string()];
+    let other_secret = match (&mirror.spec.push, &mirror.spec.pull) {
+        (Some(push), _) => {
+            let mut tags = push.tags.iter();
+            let first = tags.next().map(String::as_str).unwrap_or("latest");
+            args.push(push.source.clone());
+            args.push(format!("{}/{}:{first}", resolved.host, push.repository));
+            for tag in tags {
+                args.extend(["--tag".to_string(), tag.clone()]);
+            }
+            push.source_pull_secret.as_ref()
+        }
+        (None, Some(pull)) => {
+            args.push(format!("{}/{}", resolved.host, pull.source));
+            args.push(pull.destination.clone());
+            pull.destination_push_secret.as_ref()
+        }
+        (None, None) => None,
+    };
+    args.extend([
+        "--authfile".to_string(),
+        format!("{ECR_AUTH_DIR}/{DATA_KEY}"),
+    ]);
+    if other_secret.is_some() {
+        args.extend([
+            "--authfile".to_string(),
+            format!("{OTHER_AUTH_DIR}/{DATA_KEY}"),
+        ]);
+    }
+    args.extend(["--digest-file".to_string(), DIGEST_FILE.to_string()]);
+    args
+}
+
+/// The one-off Job's name: the EcrMirror's name and generation, so a change of the
+/// spec makes a new Job. Shortened with a hash when it would exceed 63 characters.
+pub fn job_name(mirror: &EcrMirror) -> String {
+    let generation = mirror.metadata.generation.unwrap_or(0);
+    fit(&mirror.name_any(), &format!("-{generation}"), MAX_JOB_NAME)
+}
+
+/// The CronJob's name: the EcrMirror's, shortened to 52 characters when needed.
+pub fn cron_job_name(mirror: &EcrMirror) -> String {
+    fit(&mirror.name_any(), "", MAX_CRON_JOB_NAME)
+}
+
+fn fit(name: &str, suffix: &str, max: usize) -> String {
+    if name.len() + suffix.len() <= max {
+        return format!("{name}{suffix}");
+    }
+    let mut h = DefaultHasher::new();
+    name.hash(&mut h);
+    let hash = format!("{:08x}", h.finish() & 0xffff_ffff);
+    let keep = max - suffix.len() - hash.len() - 1;
+    let prefix = name[..keep].trim_end_matches(['-', '.']);
+    format!("{prefix}-{hash}{suffix}")
+}
+
+fn labels(mirror: &EcrMirror) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
+        (MIRROR_LABEL.to_string(), mirror.name_any()),
+    ])
+}
+
+fn metadata(mirror: &EcrMirror, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: mirror.namespace(),
+        labels: Some(labels(mirror)),
+        annotations: Some(BTreeMap::from([(
+            GENERATION_ANNOTATION.to_string(),
+            mirror.metadata.generation.unwrap_or(0).to_string(),
+        )])),
+        owner_references: mirror.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+/// The one-off Job of an EcrMirror without a schedule.
+pub fn render(mirror: &EcrMirror, registry: &EcrRegistry, image: &str) -> Result<Job, Blocked> {
+    Ok(Job {
+        metadata: metadata(mirror, job_name(mirror)),
+        spec: Some(job_spec(mirror, &resolve(mirror, registry)?, image)),
+        status: None,
+    })
+}
+
+/// The CronJob of a scheduled EcrMirror. Never two copies at once (Forbid).
+pub fn render_cron_job(
+    mirror: &EcrMirror,
+    registry: &EcrRegistry,
+    image: &str,
+) -> Result<CronJob, Blocked> {
+    let resolved = resolve(mirror, registry)?;
+    let spec = CronJobSpec {
+        schedule: mirror.spec.schedule.clone().unwrap_or_default(),
+        suspend: Some(mirror.spec.suspend),
+        concurrency_policy: Some("Forbid".into()),
+        job_template: JobTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(labels(mirror)),
+                ..Default::default()
+            }),
+            spec: Some(job_spec(mirror, &resolved, image)),
+        },
+        ..Default::default()
+    };
+    let mut metadata = metadata(mirror, cron_job_name(mirror));
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(&spec)
+        .expect("a CronJobSpec serializes")
+        .hash(&mut h);
+    metadata.annotations.get_or_insert_default().insert(
+        SPEC_HASH_ANNOTATION.to_string(),
+        format!("{:016x}", h.finish()),
+    );
+    Ok(CronJob {
+        metadata,
+        spec: Some(spec),
+        status: None,
+    })
+}
+
+fn job_spec(mirror: &EcrMirror, resolved: &Resolved, image: &str) -> JobSpec {
+    let t = &mirror.spec.job_template;
+    let other_secret = mirror
+        .spec
+        .push
+        .as_ref()
+        .and_then(|p| p.source_pull_secret.clone())
+        .or_else(|| {
+            mirror
+                .spec
+                .pull
+                .as_ref()
+                .and_then(|p| p.destination_push_secret.clone())
+        });
+    let secret_volume = |name: &str, secret: &str| Volume {
+        name: name.to_string(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret.to_string()),
+            items: Some(vec![KeyToPath {
+                key: DATA_KEY.to_string(),
+                path: DATA_KEY.to_string(),
+                mode: None,
+            }]),
+            default_mode: Some(0o444),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    };
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.to_string(),
+        mount_path: path.to_string(),
+        read_only: Some(read_only),
+        ..Default::default()
+    };
+    let mut volumes = vec![
+        secret_volume("ecr", &resolved.secret_name),
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        },
+    ];
+    let mut mounts = vec![
+        mount("ecr", ECR_AUTH_DIR, true),
+        mount("tmp", "/tmp", false),
+    ];
+    if let Some(secret) = &other_secret {
+        volumes.push(secret_volume("other", secret));
+        mounts.push(mount("other", OTHER_AUTH_DIR, true));
+    }
+    let container = Container {
+        name: CONTAINER_NAME.into(),
+        image: Some(t.image.clone().unwrap_or_else(|| image.to_string())),
+        image_pull_policy: t.image_pull_policy.map(|p| p.as_str().to_string()),
+        args: Some(mirror_args(mirror, resolved)),
+        resources: t.resources.clone(),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("File".into()),
+        termination_message_path: Some(DIGEST_FILE.into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            run_as_group: Some(RUN_AS),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    JobSpec {
+        backoff_limit: Some(t.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT)),
+        ttl_seconds_after_finished: t.ttl_seconds_after_finished,
+        template: PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some(labels(mirror)),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                service_account_name: t.service_account_name.clone(),
+                automount_service_account_token: Some(false),
+                enable_service_links: Some(false),
+                // The operator's image may live in the same ECR.
+                image_pull_secrets: Some(vec![LocalObjectReference {
+                    name: resolved.secret_name.clone(),
+                }]),
+                node_selector: (!t.node_selector.is_empty()).then(|| t.node_selector.clone()),
+                tolerations: (!t.tolerations.is_empty()).then(|| t.tolerations.clone()),
+                affinity: t.affinity.clone(),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(RUN_AS),
+                    run_as_group: Some(RUN_AS),
+                    seccomp_profile: Some(SeccompProfile {
+                        type_: "RuntimeDefault".into(),
+                        localhost_profile: None,
+                    }),
+                    ..Default::default()
+                }),
+                containers: vec![container],
+                volumes: Some(volumes),
+                ..Default::default()
+            }),
+        },
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ecr_registry::EcrRegistryStatus;
+    use serde_json::json;
+
+    const HOST: &str = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+
+    fn mirror(spec: serde_json::Value) -> EcrMirror {
+        serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.io/v1alpha1",
+            "kind": "EcrMirror",
+            "metadata": {"name": "nginx", "namespace": "apps", "uid": "u-1", "generation": 3},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn push() -> EcrMirror {
+        mirror(json!({
+            "registryRef": {"name": "prod"},
+            "push": {"source": "docker.io/library/nginx:1.27", "repository": "mirror/nginx", "tags": ["1.27", "stable"]},
+        }))
+    }
+
+    fn pull() -> EcrMirror {
+        mirror(json!({
+            "registryRef": {"name": "prod"},
+            "pull": {"source": "team/app:v1", "destination": "registry.example.com/app:v1", "destinationPushSecret": "dest-creds"},
+        }))
+    }
+
+    fn registry(managed: &[&str], registries: &[&str]) -> EcrRegistry {
+        let mut r: EcrRegistry = serde_json::from_value(json!({
+            "apiVersion": "ecr-operator.io/v1alpha1",
+            "kind": "EcrRegistry",
+            "metadata": {"name": "prod", "uid": "r-1"},
+            "spec": {"region": "eu-west-1"},
+        }))
+        .unwrap();
+        r.status = Some(EcrRegistryStatus {
+            managed_namespaces: managed.iter().map(|s| s.to_string()).collect(),
+            registries: registries.iter().map(|s| s.to_string()).collect(),
+            secret_name: Some("ecr-prod".into()),
+            ..Default::default()
+        });
+        r
+    }
+
+    fn ready_registry() -> EcrRegistry {
+        registry(
+            &["apps"],
+            &[HOST, "210987654321.dkr.ecr.eu-west-1.amazonaws.com"],
+        )
+    }
+
+    fn pod(job: &Job) -> PodSpec {
+        job.spec.clone().unwrap().template.spec.unwrap()
+    }
+
+    #[test]
+    fn push_args_name_the_ecr_destination_and_every_tag() {
+        let job = render(&push(), &ready_registry(), "ecr-operator:1").unwrap();
+        let args = pod(&job).containers[0].args.clone().unwrap();
+        assert_eq!(
+            args,
+            [
+                "mirror",
+                "docker.io/library/nginx:1.27",
+                &format!("{HOST}/mirror/nginx:1.27"),
+                "--tag",
+                "stable",
+                "--authfile",
+                "/var/run/ecr-operator/ecr/.dockerconfigjson",
+                "--digest-file",
+                "/dev/termination-log",
+            ]
+        );
+    }
+
+    #[test]
+    fn pull_args_read_from_ecr_and_use_the_destination_secret() {
+        let job = render(&pull(), &ready_registry(), "ecr-operator:1").unwrap();
+        let spec = pod(&job);
+        let args = spec.containers[0].args.clone().unwrap();
+        assert_eq!(
+            args,
+            [
+                "mirror",
+                &format!("{HOST}/team/app:v1"),
+                "registry.example.com/app:v1",
+                "--authfile",
+                "/var/run/ecr-operator/ecr/.dockerconfigjson",
+                "--authfile",
+                "/var/run/ecr-operator/other/.dockerconfigjson",
+                "--digest-file",
+                "/dev/termination-log",
+            ]
+        );
+        let other = spec
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "other");
+        assert_eq!(
+            other.unwrap().secret.unwrap().secret_name.as_deref(),
+            Some("dest-creds")
+        );
+    }
+
+    #[test]
+    fn registry_id_picks_the_host_of_that_account() {
+        let mut m = pull();
+        m.spec.registry_id = Some("210987654321".into());
+        let r = resolve(&m, &ready_registry()).unwrap();
+        assert_eq!(r.host, "210987654321.dkr.ecr.eu-west-1.amazonaws.com");
+        assert_eq!(r.account, "210987654321");
+        m.spec.registry_id = Some("999999999999".into());
+        let blocked = resolve(&m, &ready_registry()).unwrap_err();
+        assert_eq!(blocked.reason, "InvalidSpec");
+        assert!(blocked.message.contains("spec.registryId"), "{blocked:?}");
+    }
+
+    #[test]
+    fn the_container_is_locked_down() {
+        let job = render(&push(), &ready_registry(), "ecr-operator:1").unwrap();
+        let spec = pod(&job);
+        let c = &spec.containers[0];
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(sc.run_as_user, Some(65532));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+        let psc = spec.security_context.unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        assert_eq!(spec.automount_service_account_token, Some(false));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(c.image.as_deref(), Some("ecr-operator:1"));
+    }
+
+    #[test]
+    fn the_managed_secret_is_mounted_read_only() {
+        let job = render(&push(), &ready_registry(), "img").unwrap();
+        let spec = pod(&job);
+        let mounts = spec.containers[0].volume_mounts.clone().unwrap();
+        let ecr = mounts.iter().find(|m| m.name == "ecr").unwrap();
+        assert_eq!(ecr.mount_path, ECR_AUTH_DIR);
+        assert_eq!(ecr.read_only, Some(true));
+        assert!(mounts.iter().all(|m| m.name != "other"));
+        let volumes = spec.volumes.unwrap();
+        let secret = volumes
+            .iter()
+            .find(|v| v.name == "ecr")
+            .unwrap()
+            .secret
+            .clone()
+            .unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("ecr-prod"));
+        assert_eq!(secret.items.unwrap()[0].key, ".dockerconfigjson");
+        assert_eq!(
+            spec.image_pull_secrets.unwrap()[0].name,
+            "ecr-prod".to_string()
+        );
+    }
+
+    #[test]
+    fn the_job_is_owned_labelled_and_named_by_generation() {
+        let job = render(&push(), &ready_registry(), "img").unwrap();
+        assert_eq!(job.metadata.name.as_deref(), Some("nginx-3"));
+        assert_eq!(job.metadata.namespace.as_deref(), Some("apps"));
+        let owner = &job.metadata.owner_references.clone().unwrap()[0];
+        assert_eq!(owner.kind, "EcrMirror");
+        assert_eq!(owner.uid, "u-1");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(job.metadata.labels.unwrap()[MIRROR_LABEL], "nginx");
+        assert_eq!(job.spec.unwrap().backoff_limit, Some(DEFAULT_BACKOFF_LIMIT));
+    }
+
+    #[test]
+    fn long_names_are_shortened_deterministically() {
+        let mut m = push();
+        m.metadata.name = Some("a".repeat(63));
+        let name = job_name(&m);
+        assert!(name.len() <= 63, "{name}");
+        assert!(name.ends_with("-3"));
+        assert_eq!(name, job_name(&m));
+        let cron = cron_job_name(&m);
+        assert!(cron.len() <= 52, "{cron}");
+        m.metadata.name = Some(format!("{}b", "a".repeat(62)));
+        assert_ne!(cron, cron_job_name(&m));
+    }
+
+    #[test]
+    fn job_template_overrides_apply() {
+        let mut m = push();
+        m.spec.job_template = serde_json::from_value(json!({
+            "image": "my/image:2",
+            "imagePullPolicy": "Always",
+            "serviceAccountName": "mirror",
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 600,
+            "nodeSelector": {"kubernetes.io/arch": "arm64"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+            "resources": {"limits": {"memory": "256Mi"}},
+        }))
+        .unwrap();
+        let job = render(&m, &ready_registry(), "img").unwrap();
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(spec.ttl_seconds_after_finished, Some(600));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("mirror"));
+        assert_eq!(pod.node_selector.unwrap()["kubernetes.io/arch"], "arm64");
+        assert_eq!(pod.tolerations.unwrap().len(), 1);
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("my/image:2"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("Always"));
+        assert!(c.resources.clone().unwrap().limits.is_some());
+    }
+
+    #[test]
+    fn a_namespace_without_the_secret_is_reported() {
+        let blocked = render(&push(), &registry(&["other"], &[HOST]), "img").unwrap_err();
+        assert_eq!(blocked.reason, "RegistrySecretMissing");
+        assert!(blocked.message.contains("apps"), "{blocked:?}");
+        assert!(!blocked.spec_error);
+        let blocked = render(&push(), &registry(&["apps"], &[]), "img").unwrap_err();
+        assert_eq!(blocked.reason, "RegistryNotReady");
+    }
+
+    #[test]
+    fn a_policy_that_is_not_json_is_an_invalid_spec() {
+        let mut m = push();
+        m.spec
+            .push
+            .as_mut()
+            .unwrap()
+            .create_repository
+            .repository_policy = Some("{nope".into());
+        let blocked = render(&m, &ready_registry(), "img").unwrap_err();
+        assert_eq!(blocked.reason, "InvalidSpec");
+        assert!(blocked.message.contains("repositoryPolicy"));
+        assert!(blocked.spec_error);
+    }
+
+    #[test]
+    fn a_schedule_makes_a_forbid_concurrency_cron_job() {
+        let mut m = push();
+        m.spec.schedule = Some("0 3 * * *".into());
+        m.spec.suspend = true;
+        let cj = render_cron_job(&m, &ready_registry(), "img").unwrap();
+        assert_eq!(cj.metadata.name.as_deref(), Some("nginx"));
+        let spec = cj.spec.clone().unwrap();
+        assert_eq!(spec.schedule, "0 3 * * *");
+        assert_eq!(spec.suspend, Some(true));
+        assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
+        let template = spec.job_template;
+        assert_eq!(
+            template.metadata.unwrap().labels.unwrap()[MIRROR_LABEL],
+            "nginx"
+        );
+        assert!(cj.metadata.annotations.as_ref().unwrap()[SPEC_HASH_ANNOTATION].len() == 16);
+        let again = render_cron_job(&m, &ready_registry(), "img").unwrap();
+        assert_eq!(cj, again);
+        m.spec.suspend = false;
+        let resumed = render_cron_job(&m, &ready_registry(), "img").unwrap();
+        assert_ne!(
+            cj.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION],
+            resumed.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION]
+        );
+    }
+}

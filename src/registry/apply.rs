@@ -1,0 +1,191 @@
+//! Carries a [`Plan`] out against the API: a thin layer with no decisions of its own
+//! beyond turning API answers into per-namespace outcomes.
+
+use crate::crd::ecr_registry::NamespaceFailure;
+use crate::registry::desired_secret::{DesiredSecret, FIELD_MANAGER, REGISTRY_LABEL};
+use crate::registry::plan::{
+    ADDED_PULL_SECRETS_ANNOTATION, Plan, SecretRemoval, ServiceAccountChange,
+};
+use crate::registry::status::SyncOutcome;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt, stream};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+/// Writes in flight at once: enough for 1,000 namespaces in a few seconds without
+/// flooding the API server.
+pub const CONCURRENCY: usize = 32;
+
+enum Done {
+    Written(String),
+    Removed(String),
+    Quiet,
+    Failed(NamespaceFailure),
+}
+
+pub async fn apply(
+    client: &Client,
+    registry: &str,
+    plan: &Plan,
+    desired: Option<&DesiredSecret>,
+) -> SyncOutcome {
+    let mut work: Vec<BoxFuture<'_, Done>> = Vec::new();
+    if let Some(d) = desired {
+        work.extend(
+            plan.apply
+                .iter()
+                .map(|ns| write_secret(client, registry, d, ns).boxed()),
+        );
+    }
+    work.extend(
+        plan.remove
+            .iter()
+            .map(|r| remove_secret(client, registry, r).boxed()),
+    );
+    work.extend(
+        plan.service_accounts
+            .iter()
+            .map(|c| patch_service_account(client, c).boxed()),
+    );
+    let results: Vec<Done> = stream::iter(work)
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let mut outcome = SyncOutcome::default();
+    for r in results {
+        match r {
+            Done::Written(ns) => outcome.written.push(ns),
+            Done::Removed(ns) => outcome.removed.push(ns),
+            Done::Quiet => {}
+            Done::Failed(f) => outcome.failures.push(f),
+        }
+    }
+    outcome.written.sort();
+    outcome.removed.sort();
+    outcome
+}
+
+/// Server-side apply without force: a secret of that name that another manager
+/// wrote comes back as a conflict and is left alone — no read needed.
+async fn write_secret(client: &Client, registry: &str, desired: &DesiredSecret, ns: &str) -> Done {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let params = PatchParams::apply(FIELD_MANAGER);
+    match api
+        .patch(
+            &desired.name,
+            &params,
+            &Patch::Apply(desired.for_namespace(ns)),
+        )
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(
+                registry,
+                namespace = ns,
+                secret = desired.name,
+                "secret written"
+            );
+            Done::Written(ns.to_string())
+        }
+        Err(e) => classify(registry, ns, &desired.name, e),
+    }
+}
+
+/// Deletes only a secret that carries this registry's label.
+async fn remove_secret(client: &Client, registry: &str, removal: &SecretRemoval) -> Done {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &removal.namespace);
+    let lp = ListParams::default()
+        .labels(&format!("{REGISTRY_LABEL}={registry}"))
+        .fields(&format!("metadata.name={}", removal.name));
+    match api.delete_collection(&DeleteParams::default(), &lp).await {
+        Ok(_) => {
+            tracing::info!(
+                registry,
+                namespace = removal.namespace,
+                secret = removal.name,
+                "secret removed"
+            );
+            Done::Removed(removal.namespace.clone())
+        }
+        Err(e) => match classify(registry, &removal.namespace, &removal.name, e) {
+            Done::Quiet => Done::Removed(removal.namespace.clone()),
+            other => other,
+        },
+    }
+}
+
+/// Replaces imagePullSecrets under the resourceVersion it was computed from, so a
+/// concurrent edit is never lost (the stale patch fails and the next pass redoes it).
+async fn patch_service_account(client: &Client, change: &ServiceAccountChange) -> Done {
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &change.namespace);
+    let added = (!change.added_by_operator.is_empty()).then(|| change.added_by_operator.join(","));
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": change.resource_version,
+            "annotations": { ADDED_PULL_SECRETS_ANNOTATION: added },
+        },
+        "imagePullSecrets": change.image_pull_secrets.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+    });
+    match api
+        .patch(&change.name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(
+                namespace = change.namespace,
+                service_account = change.name,
+                "imagePullSecrets updated"
+            );
+            Done::Quiet
+        }
+        Err(e) => match classify("", &change.namespace, &change.name, e) {
+            Done::Failed(mut f) => {
+                f.reason = "ServiceAccountUpdateFailed".into();
+                Done::Failed(f)
+            }
+            other => other,
+        },
+    }
+}
+
+fn classify(registry: &str, ns: &str, name: &str, e: kube::Error) -> Done {
+    let status = match &e {
+        kube::Error::Api(s) => Some(s),
+        _ => None,
+    };
+    let code = status.map(|s| s.code).unwrap_or_default();
+    let message = status
+        .map(|s| s.message.clone())
+        .unwrap_or_else(|| e.to_string());
+    // Gone or going namespaces are not failures: their secrets go with them.
+    if code == 404 || (code == 403 && message.contains("being terminated")) {
+        return Done::Quiet;
+    }
+    let (reason, message) = match code {
+        409 | 422 => (
+            "SecretConflict",
+            format!(
+                "a secret named {name} exists here and is not managed by EcrRegistry {registry}; delete or rename it, or set spec.secret.name"
+            ),
+        ),
+        403 => (
+            "Forbidden",
+            format!("the operator may not write here: {message}; check its RBAC"),
+        ),
+        _ => ("ApiError", message),
+    };
+    tracing::warn!(
+        registry,
+        namespace = ns,
+        name,
+        reason,
+        "namespace not synced"
+    );
+    Done::Failed(NamespaceFailure {
+        namespace: ns.to_string(),
+        reason: reason.to_string(),
+        message,
+    })
+}

@@ -1,0 +1,88 @@
+//! The managed secret as the operator wants it in every namespace.
+
+use crate::crd::ecr_registry::EcrRegistry;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY: &str = "ecr-operator";
+pub const REGISTRY_LABEL: &str = "ecr-operator.io/registry";
+pub const EXPIRES_AT_ANNOTATION: &str = "ecr-operator.io/expires-at";
+pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
+pub const DATA_KEY: &str = ".dockerconfigjson";
+/// The field manager of every write, so server-side apply can tell our fields apart.
+pub const FIELD_MANAGER: &str = "ecr-operator";
+
+/// The secret content shared by every namespace of one EcrRegistry.
+#[derive(Clone)]
+pub struct DesiredSecret {
+    pub name: String,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    docker_config_json: String,
+    /// Changes whenever anything written changes; equal fingerprints mean a write
+    /// would be a no-op.
+    pub fingerprint: u64,
+}
+
+impl std::fmt::Debug for DesiredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesiredSecret")
+            .field("name", &self.name)
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DesiredSecret {
+    pub fn new(
+        registry: &EcrRegistry,
+        docker_config_json: String,
+        expires_at: jiff::Timestamp,
+    ) -> Self {
+        let mut labels = registry.spec.secret.labels.clone();
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+        labels.insert(REGISTRY_LABEL.into(), registry.name_any());
+        let mut annotations = registry.spec.secret.annotations.clone();
+        annotations.insert(EXPIRES_AT_ANNOTATION.into(), expires_at.to_string());
+        let owner = registry
+            .controller_owner_ref(&())
+            .expect("an EcrRegistry from the API server has a name and uid");
+        let mut hasher = DefaultHasher::new();
+        (&registry.secret_name(), &labels, &annotations, &owner.uid).hash(&mut hasher);
+        docker_config_json.hash(&mut hasher);
+        Self {
+            name: registry.secret_name(),
+            labels,
+            annotations,
+            owner,
+            docker_config_json,
+            fingerprint: hasher.finish(),
+        }
+    }
+
+    /// The object to server-side apply into `namespace`.
+    pub fn for_namespace(&self, namespace: &str) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(self.name.clone()),
+                namespace: Some(namespace.to_string()),
+                labels: Some(self.labels.clone()),
+                annotations: Some(self.annotations.clone()),
+                owner_references: Some(vec![self.owner.clone()]),
+                ..Default::default()
+            },
+            type_: Some(SECRET_TYPE.into()),
+            data: Some(BTreeMap::from([(
+                DATA_KEY.to_string(),
+                ByteString(self.docker_config_json.clone().into_bytes()),
+            )])),
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Which namespaces an EcrRegistry selects.
+
+use crate::crd::ecr_registry::NamespaceSelection;
+use kube::core::{Selector, SelectorExt};
+use std::collections::BTreeMap;
+
+/// What the operator knows of a namespace (from a metadata-only watch).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ObservedNamespace {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Deletion has started: writes would fail, so it is skipped quietly.
+    pub terminating: bool,
+}
+
+/// A `NamespaceSelection` with its label selector parsed once.
+pub struct NamespaceMatcher<'a> {
+    selection: &'a NamespaceSelection,
+    selector: Option<Selector>,
+}
+
+impl<'a> NamespaceMatcher<'a> {
+    /// Fails with a message naming the field when the label selector is invalid.
+    pub fn new(selection: &'a NamespaceSelection) -> Result<Self, String> {
+        let selector = selection
+            .selector
+            .clone()
+            .map(Selector::try_from)
+            .transpose()
+            .map_err(|e| format!("spec.namespaces.selector: {e}"))?;
+        Ok(Self {
+            selection,
+            selector,
+        })
+    }
+
+    /// Named or matching the selector (everything when neither is given), and not excluded.
+    pub fn matches(&self, ns: &ObservedNamespace) -> bool {
+        if self.selection.exclude.contains(&ns.name) {
+            return false;
+        }
+        let by_name = self.selection.names.contains(&ns.name);
+        let by_labels = self
+            .selector
+            .as_ref()
+            .is_some_and(|s| s.matches(&ns.labels));
+        let select_all = self.selection.names.is_empty() && self.selector.is_none();
+        select_all || by_name || by_labels
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+    fn ns(name: &str, labels: &[(&str, &str)]) -> ObservedNamespace {
+        ObservedNamespace {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn empty_selection_selects_all_but_excluded() {
+        let sel = NamespaceSelection {
+            exclude: vec!["kube-system".into()],
+            ..Default::default()
+        };
+        let m = NamespaceMatcher::new(&sel).unwrap();
+        assert!(m.matches(&ns("team-a", &[])));
+        assert!(!m.matches(&ns("kube-system", &[])));
+    }
+
+    #[test]
+    fn names_and_selector_are_a_union_and_exclude_wins() {
+        let sel = NamespaceSelection {
+            names: vec!["team-a".into()],
+            selector: Some(LabelSelector {
+                match_labels: Some([("ecr".to_string(), "on".to_string())].into()),
+                ..Default::default()
+            }),
+            exclude: vec!["team-x".into()],
+        };
+        let m = NamespaceMatcher::new(&sel).unwrap();
+        assert!(m.matches(&ns("team-a", &[])));
+        assert!(m.matches(&ns("team-b", &[("ecr", "on")])));
+        assert!(!m.matches(&ns("team-c", &[("ecr", "off")])));
+        assert!(!m.matches(&ns("team-x", &[("ecr", "on")])));
+    }
+
+    #[test]
+    fn invalid_selector_names_the_field() {
+        let sel = NamespaceSelection {
+            selector: Some(LabelSelector {
+                match_expressions: Some(vec![
+                    k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                        key: "a".into(),
+                        operator: "Bogus".into(),
+                        values: None,
+                    },
+                ]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = NamespaceMatcher::new(&sel).err().unwrap();
+        assert!(err.starts_with("spec.namespaces.selector"), "{err}");
+    }
+}

@@ -1,0 +1,288 @@
+//! The EcrRegistry's status as a pure function of the plan and what applying it did.
+
+use crate::aws::auth_token::AuthToken;
+use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus, NamespaceCounts, NamespaceFailure};
+use crate::error::Error;
+use crate::registry::plan::Plan;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::BTreeSet;
+
+/// At most this many failures are listed in the status.
+pub const MAX_FAILURES: usize = 20;
+pub const READY: &str = "Ready";
+
+/// What applying a plan did.
+#[derive(Debug, Default)]
+pub struct SyncOutcome {
+    pub written: Vec<String>,
+    pub removed: Vec<String>,
+    pub failures: Vec<NamespaceFailure>,
+}
+
+pub struct StatusInput<'a> {
+    pub registry: &'a EcrRegistry,
+    pub plan: &'a Plan,
+    pub outcome: &'a SyncOutcome,
+    /// The token now in the secrets, if any.
+    pub token: Option<&'a AuthToken>,
+    pub hosts: &'a [String],
+    pub next_refresh: Option<jiff::Timestamp>,
+    /// Why no token could be fetched, or why the spec is unusable.
+    pub error: Option<&'a Error>,
+    pub now: jiff::Timestamp,
+}
+
+pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
+    let prev = input.registry.status.clone().unwrap_or_default();
+    let plan = input.plan;
+    let outcome = input.outcome;
+
+    let mut managed: BTreeSet<String> = prev.managed_namespaces.iter().cloned().collect();
+    for ns in outcome.removed.iter().chain(&plan.forget) {
+        managed.remove(ns);
+    }
+    managed.extend(outcome.written.iter().cloned());
+
+    let mut failures: Vec<NamespaceFailure> = plan
+        .conflicts
+        .iter()
+        .chain(&outcome.failures)
+        .cloned()
+        .collect();
+    failures.sort();
+    let failed_count = failures.len();
+    failures.truncate(MAX_FAILURES);
+
+    let selected = plan.selected.len() as u32;
+    let synced = plan
+        .selected
+        .iter()
+        .filter(|ns| managed.contains(*ns) && !failures.iter().any(|f| &f.namespace == *ns))
+        .count() as u32;
+
+    let (status, reason, message) = match input.error {
+        Some(e) => {
+            let still_valid = match input.token {
+                Some(t) if t.expires_at > input.now && !managed.is_empty() => {
+                    format!("; existing secrets stay valid until {}", t.expires_at)
+                }
+                _ => String::new(),
+            };
+            ("False", e.reason().to_string(), format!("{e}{still_valid}"))
+        }
+        None if failed_count > 0 => {
+            let reasons: BTreeSet<&str> = failures.iter().map(|f| f.reason.as_str()).collect();
+            let reason = match reasons.len() {
+                1 => reasons.into_iter().next().unwrap_or_default().to_string(),
+                _ => "PartialSync".to_string(),
+            };
+            let names: Vec<&str> = failures
+                .iter()
+                .take(5)
+                .map(|f| f.namespace.as_str())
+                .collect();
+            (
+                "False",
+                reason,
+                format!(
+                    "{failed_count} of {selected} selected namespaces failed ({}{}); see status.failures",
+                    names.join(", "),
+                    if failed_count > names.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    }
+                ),
+            )
+        }
+        None => (
+            "True",
+            "Synced".to_string(),
+            format!(
+                "secret {} holds a valid token in {synced} of {selected} selected namespaces",
+                input.registry.secret_name()
+            ),
+        ),
+    };
+    let previous_ready = prev.conditions.iter().find(|c| c.type_ == READY);
+    let last_transition_time = match previous_ready {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Time(input.now),
+    };
+    let generation = input.registry.metadata.generation;
+    EcrRegistryStatus {
+        observed_generation: generation,
+        conditions: vec![Condition {
+            type_: READY.into(),
+            status: status.into(),
+            reason,
+            message,
+            last_transition_time,
+            observed_generation: generation,
+        }],
+        registries: if input.hosts.is_empty() {
+            prev.registries
+        } else {
+            input.hosts.to_vec()
+        },
+        expires_at: input.token.map(|t| Time(t.expires_at)).or(prev.expires_at),
+        last_refresh_time: input
+            .token
+            .map(|t| Time(t.fetched_at))
+            .or(prev.last_refresh_time),
+        next_refresh_time: input.next_refresh.map(Time),
+        namespaces: Some(NamespaceCounts {
+            selected,
+            synced,
+            summary: format!("{synced}/{selected}"),
+        }),
+        secret_name: (!managed.is_empty()).then(|| input.registry.secret_name()),
+        managed_namespaces: managed.into_iter().collect(),
+        failures,
+    }
+}
+
+/// The Ready condition of a status, if any.
+pub fn ready(status: Option<&EcrRegistryStatus>) -> Option<&Condition> {
+    status?.conditions.iter().find(|c| c.type_ == READY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::auth_token::Password;
+    use crate::crd::ecr_registry::EcrRegistrySpec;
+
+    fn registry() -> EcrRegistry {
+        let mut r = EcrRegistry::new("reg", EcrRegistrySpec::default());
+        r.metadata.generation = Some(3);
+        r.status = Some(EcrRegistryStatus {
+            managed_namespaces: vec!["a".into(), "gone".into(), "old".into()],
+            ..Default::default()
+        });
+        r
+    }
+
+    fn token(now: jiff::Timestamp) -> AuthToken {
+        AuthToken {
+            username: "AWS".into(),
+            password: Password::new("pw"),
+            account: None,
+            fetched_at: now,
+            expires_at: now + crate::aws::auth_token::TOKEN_LIFETIME,
+            expiry_adjusted: false,
+        }
+    }
+
+    #[test]
+    fn synced_status_counts_and_tracks_managed_namespaces() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let r = registry();
+        let plan = Plan {
+            selected: vec!["a".into(), "b".into()],
+            forget: vec!["gone".into()],
+            ..Default::default()
+        };
+        let outcome = SyncOutcome {
+            written: vec!["b".into()],
+            removed: vec!["old".into()],
+            ..Default::default()
+        };
+        let t = token(now);
+        let s = compute(&StatusInput {
+            registry: &r,
+            plan: &plan,
+            outcome: &outcome,
+            token: Some(&t),
+            hosts: &["h".into()],
+            next_refresh: None,
+            error: None,
+            now,
+        });
+        assert_eq!(s.managed_namespaces, ["a", "b"]);
+        assert_eq!(s.namespaces.as_ref().unwrap().summary, "2/2");
+        let ready = ready(Some(&s)).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Synced")
+        );
+        assert_eq!(s.observed_generation, Some(3));
+        assert!(!format!("{s:?}").contains("pw"));
+    }
+
+    #[test]
+    fn aws_failure_says_the_secrets_stay_valid_and_keeps_the_transition_time() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let mut r = registry();
+        let plan = Plan {
+            selected: vec!["a".into()],
+            keep: vec!["a".into()],
+            ..Default::default()
+        };
+        let t = token(now);
+        let err = Error::Throttled {
+            operation: "GetAuthorizationToken",
+        };
+        let input = |r: &EcrRegistry, at| {
+            compute(&StatusInput {
+                registry: r,
+                plan: &plan,
+                outcome: &SyncOutcome::default(),
+                token: Some(&t),
+                hosts: &[],
+                next_refresh: None,
+                error: Some(&err),
+                now: at,
+            })
+        };
+        let first = input(&r, now);
+        let c = ready(Some(&first)).unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "Throttled")
+        );
+        assert!(c.message.contains("stay valid until"), "{}", c.message);
+        r.status = Some(first.clone());
+        let later = input(&r, now + jiff::SignedDuration::from_secs(60));
+        assert_eq!(
+            first, later,
+            "an unchanged state gives an equal status: no write"
+        );
+    }
+
+    #[test]
+    fn failures_are_bounded_and_named() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let r = registry();
+        let selected: Vec<String> = (0..30).map(|i| format!("ns{i:02}")).collect();
+        let plan = Plan {
+            selected: selected.clone(),
+            ..Default::default()
+        };
+        let outcome = SyncOutcome {
+            failures: selected
+                .iter()
+                .map(|ns| NamespaceFailure {
+                    namespace: ns.clone(),
+                    reason: "SecretConflict".into(),
+                    message: "m".into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let s = compute(&StatusInput {
+            registry: &r,
+            plan: &plan,
+            outcome: &outcome,
+            token: None,
+            hosts: &[],
+            next_refresh: None,
+            error: None,
+            now,
+        });
+        assert_eq!(s.failures.len(), MAX_FAILURES);
+        let c = ready(Some(&s)).unwrap();
+        assert_eq!(c.reason, "SecretConflict");
+        assert!(c.message.starts_with("30 of 30"), "{}", c.message);
+    }
+}
