@@ -2,11 +2,6 @@
 //! Ready condition's reason, the Event reason and the metric label; each message
 //! says what to fix and never contains a credential.
 
-use aws_sdk_ecr::error::ProvideErrorMetadata;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
@@ -38,9 +33,12 @@ pub enum Error {
     },
 
     #[error(
-        "access denied on ecr:GetAuthorizationToken: {detail}; allow ecr:GetAuthorizationToken in the identity's IAM policy"
+        "access denied on ecr:{operation}: {detail}; allow ecr:{operation} in the IAM policy of the EcrRegistry's identity"
     )]
-    EcrAccessDenied { detail: String },
+    EcrAccessDenied {
+        operation: &'static str,
+        detail: String,
+    },
 
     #[error("AWS throttled {operation}; retrying with backoff")]
     Throttled { operation: &'static str },
@@ -74,14 +72,6 @@ pub enum Error {
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
 
     #[error(
-        "access denied on ecr:{operation}: {detail}; allow ecr:{operation} in the IAM policy of the EcrRegistry's identity"
-    )]
-    EcrOperationDenied {
-        operation: &'static str,
-        detail: String,
-    },
-
-    #[error(
         "the EcrMirror CRD (ecrmirrors.ecr-operator.io) is not installed: apply it with `kubectl apply -f crds/`"
     )]
     MirrorCrdMissing,
@@ -103,18 +93,7 @@ impl Error {
             Self::CrdMissing => "CrdMissing",
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(_) => "FinalizerError",
-            Self::EcrOperationDenied { .. } => "EcrAccessDenied",
             Self::MirrorCrdMissing => "CrdMissing",
-        }
-    }
-
-    /// The error for a failed ECR call.
-    pub fn from_ecr(operation: &'static str, failure: AwsFailure) -> Self {
-        match failure {
-            AwsFailure::Throttled => Self::Throttled { operation },
-            AwsFailure::Network(detail) => Self::Network { operation, detail },
-            AwsFailure::Denied(detail) => Self::EcrAccessDenied { detail },
-            AwsFailure::Other(detail) => Self::Aws { operation, detail },
         }
     }
 
@@ -125,8 +104,7 @@ impl Error {
             | Self::Network { operation, .. }
             | Self::Aws { operation, .. } => Some(operation),
             Self::AssumeRoleDenied { .. } => Some("AssumeRole"),
-            Self::EcrAccessDenied { .. } => Some("GetAuthorizationToken"),
-            Self::EcrOperationDenied { operation, .. } => Some(operation),
+            Self::EcrAccessDenied { operation, .. } => Some(operation),
             _ => None,
         }
     }
@@ -137,50 +115,6 @@ impl Error {
             self,
             Self::Throttled { .. } | Self::Network { .. } | Self::Aws { .. } | Self::Kube(_)
         )
-    }
-}
-
-/// What kind of failure an AWS call had.
-#[derive(Debug, PartialEq)]
-pub enum AwsFailure {
-    Throttled,
-    Network(String),
-    Denied(String),
-    Other(String),
-}
-
-impl AwsFailure {
-    /// Classifies by error code and HTTP status (IAM denials from some endpoints come
-    /// back as a bare 403 without a code).
-    pub fn of<E: ProvideErrorMetadata + std::error::Error + 'static>(
-        err: &SdkError<E, HttpResponse>,
-    ) -> Self {
-        match err {
-            SdkError::DispatchFailure(_)
-            | SdkError::TimeoutError(_)
-            | SdkError::ResponseError(_) => Self::Network(DisplayErrorContext(err).to_string()),
-            SdkError::ServiceError(se) => {
-                let code = se.err().code().unwrap_or_default();
-                let status = se.raw().status().as_u16();
-                let detail = match se.err().message() {
-                    Some(m) => format!("{code}: {m}"),
-                    None => format!("{code} (HTTP {status})"),
-                };
-                let detail = detail.trim_start_matches(": ").trim().to_string();
-                if code.contains("Throttl") || code == "TooManyRequestsException" || status == 429 {
-                    Self::Throttled
-                } else if code.starts_with("AccessDenied")
-                    || code == "UnrecognizedClientException"
-                    || code == "InvalidClientTokenId"
-                    || status == 403
-                {
-                    Self::Denied(detail)
-                } else {
-                    Self::Other(detail)
-                }
-            }
-            _ => Self::Other(DisplayErrorContext(err).to_string()),
-        }
     }
 }
 

@@ -2,17 +2,14 @@
 //! fetch. One code path serves the CRD's `spec.auth` and the `token` command.
 
 use crate::aws::auth_token::{AuthToken, Password, decode_authorization_token, effective_expiry};
+use crate::aws::failure::{credentials_error, ecr_error};
 use crate::aws::registry_hosts::account_of_proxy_endpoint;
 use crate::crd::ecr_registry::AssumeRole;
-use crate::error::{AwsFailure, Error, Result};
+use crate::error::{Error, Result};
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_sts::operation::assume_role::AssumeRoleError;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
 use aws_types::region::Region;
 use k8s_openapi::api::core::v1::Secret;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -217,7 +214,7 @@ impl Identity {
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| Error::from_ecr("GetAuthorizationToken", AwsFailure::of(&e)))?;
+            .map_err(|e| ecr_error("GetAuthorizationToken", &e))?;
         let data = out.authorization_data().first().ok_or(Error::Aws {
             operation: "GetAuthorizationToken",
             detail: "the response holds no authorization data".into(),
@@ -250,47 +247,8 @@ async fn resolve(
     provider: &SharedCredentialsProvider,
     role: Option<(&str, bool)>,
 ) -> Result<Credentials> {
-    provider.provide_credentials().await.map_err(|e| {
-        let failure = match &e {
-            CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
-                let source = std::error::Error::source(&e);
-                match source
-                    .and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>())
-                {
-                    Some(sdk) => AwsFailure::of(sdk),
-                    None => AwsFailure::Other(
-                        aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-                    ),
-                }
-            }
-            CredentialsError::ProviderTimedOut(_) => AwsFailure::Network(e.to_string()),
-            _ => AwsFailure::Other(
-                aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
-            ),
-        };
-        match (role, failure) {
-            (_, AwsFailure::Throttled) => Error::Throttled {
-                operation: "AssumeRole",
-            },
-            (_, AwsFailure::Network(detail)) => Error::Network {
-                operation: "AssumeRole",
-                detail,
-            },
-            (
-                Some((arn, has_external_id)),
-                AwsFailure::Denied(detail) | AwsFailure::Other(detail),
-            ) => Error::AssumeRoleDenied {
-                role_arn: arn.to_string(),
-                detail,
-                hint: if has_external_id {
-                    " and that its sts:ExternalId condition equals the externalId given"
-                } else {
-                    " (add externalId if the trust policy requires sts:ExternalId)"
-                },
-            },
-            (None, AwsFailure::Denied(detail) | AwsFailure::Other(detail)) => {
-                Error::NoCredentials { detail }
-            }
-        }
-    })
+    provider
+        .provide_credentials()
+        .await
+        .map_err(|e| credentials_error(&e, role))
 }

@@ -4,7 +4,7 @@
 use super::aws_args::{self, AwsArgs, EXIT_CODES};
 use anyhow::Context as _;
 use aws_sdk_ecr::types::Repository;
-use ecr_operator::error::AwsFailure;
+use ecr_operator::aws::failure::AwsFailure;
 use std::io::Write as _;
 
 pub const LONG_ABOUT: &str = "\

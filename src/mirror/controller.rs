@@ -12,10 +12,11 @@
 //! pods): when a copy succeeds, `ecr:DescribeImages` names the digest of the pushed
 //! tag (push) or of the source tag (pull).
 
+use crate::aws::failure::ecr_error;
 use crate::aws::identity::Identity;
 use crate::crd::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
 use crate::crd::ecr_registry::EcrRegistry;
-use crate::error::{AwsFailure, Error, Result};
+use crate::error::{Error, Result};
 use crate::mirror::job::{
     self as mirror_job, Blocked, MIRROR_LABEL, Resolved, SPEC_HASH_ANNOTATION,
 };
@@ -682,19 +683,6 @@ impl Context {
         if let Err(e) = self.recorder.publish(&event, &mirror.object_ref(&())).await {
             tracing::warn!(mirror = mirror.name_any(), error = %e, "event not recorded");
         }
-    }
-}
-
-fn ecr_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    operation: &'static str,
-    err: &aws_smithy_runtime_api::client::result::SdkError<
-        E,
-        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-    >,
-) -> Error {
-    match AwsFailure::of(err) {
-        AwsFailure::Denied(detail) => Error::EcrOperationDenied { operation, detail },
-        other => Error::from_ecr(operation, other),
     }
 }
 

@@ -1,10 +1,14 @@
 //! The runtime shell, shared by both controllers and knowing neither CRD:
-//! logging, metrics, the admin server, the Kubernetes client, cached watches
-//! and per-object backoff.
+//! logging, metrics, the admin server, the Kubernetes client, cached watches,
+//! per-object backoff, conditions, Events, the status writer and leader election.
 
 pub mod admin;
 pub mod backoff;
+pub mod conditions;
+pub mod events;
 pub mod kube_client;
+pub mod leader;
 pub mod logging;
 pub mod metrics;
+pub mod status;
 pub mod watches;
