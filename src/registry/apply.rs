@@ -4,7 +4,7 @@
 use crate::crd::ecr_registry::NamespaceFailure;
 use crate::registry::desired_secret::{DesiredSecret, FIELD_MANAGER, REGISTRY_LABEL};
 use crate::registry::plan::{
-    ADDED_PULL_SECRETS_ANNOTATION, Plan, SecretRemoval, ServiceAccountChange,
+    ADDED_PULL_SECRETS_ANNOTATION, Plan, SecretRemoval, ServiceAccountChange, format_added,
 };
 use crate::registry::status::SyncOutcome;
 use futures::future::BoxFuture;
@@ -120,7 +120,7 @@ async fn remove_secret(client: &Client, registry: &str, removal: &SecretRemoval)
 /// concurrent edit is never lost (the stale patch fails and the next pass redoes it).
 async fn patch_service_account(client: &Client, change: &ServiceAccountChange) -> Done {
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), &change.namespace);
-    let added = (!change.added_by_operator.is_empty()).then(|| change.added_by_operator.join(","));
+    let added = format_added(&change.added_by_operator);
     let patch = json!({
         "metadata": {
             "resourceVersion": change.resource_version,

@@ -1,6 +1,10 @@
 //! The managed secret as the operator wants it in every namespace.
 
+use crate::aws::auth_token::AuthToken;
+use crate::aws::docker_config::DockerConfig;
+use crate::aws::registry_hosts::registry_hosts;
 use crate::crd::ecr_registry::EcrRegistry;
+use crate::error::Error;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -16,6 +20,52 @@ pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DATA_KEY: &str = ".dockerconfigjson";
 /// The field manager of every write, so server-side apply can tell our fields apart.
 pub const FIELD_MANAGER: &str = "ecr-operator";
+
+/// What the token allows to write.
+pub struct SecretStep {
+    /// The registry hosts the secret opens.
+    pub hosts: Vec<String>,
+    /// None while there is no token to write (nothing is written then).
+    pub desired: Option<DesiredSecret>,
+    /// The token step's error, or why the secret cannot be built.
+    pub error: Option<Error>,
+}
+
+/// The secret for `token`: its hosts are those of `spec.registryIds`, else of the
+/// account the credentials belong to. Nothing is written after a failed step.
+pub fn for_token(
+    registry: &EcrRegistry,
+    token: Option<&AuthToken>,
+    mut error: Option<Error>,
+) -> SecretStep {
+    let accounts = match (
+        &registry.spec.registry_ids,
+        token.and_then(|t| t.account.clone()),
+    ) {
+        (ids, _) if !ids.is_empty() => ids.clone(),
+        (_, Some(account)) => vec![account],
+        (_, None) => vec![],
+    };
+    if token.is_some() && accounts.is_empty() && error.is_none() {
+        error = Some(Error::InvalidSpec(
+            "spec.registryIds: the account of the credentials is unknown; list the registry account IDs".into(),
+        ));
+    }
+    let hosts = registry_hosts(&accounts, &registry.spec.region, &registry.spec.endpoints);
+    let desired = match (token, &error) {
+        (Some(t), None) => Some(DesiredSecret::new(
+            registry,
+            DockerConfig::for_token(t, &hosts).to_json(),
+            t.expires_at,
+        )),
+        _ => None,
+    };
+    SecretStep {
+        hosts,
+        desired,
+        error,
+    }
+}
 
 /// The secret content shared by every namespace of one EcrRegistry.
 #[derive(Clone)]

@@ -1,10 +1,19 @@
 //! The EcrRegistry controller: keeps a `kubernetes.io/dockerconfigjson` Secret
 //! with a fresh ECR token in every selected namespace.
+//!
+//! [`controller`] drives one pass per EcrRegistry through named steps:
+//! [`token`] (the shared token cache and refresh timing) → [`desired_secret`]
+//! (the secret a token makes) → [`observe`] and [`plan`] (pure, with
+//! [`namespace_selection`]) → [`apply`] (thin API layer) → [`status`] (pure) →
+//! [`requeue`] (pure). [`metrics`] are the per-registry series.
 
 pub mod apply;
 pub mod controller;
 pub mod desired_secret;
+pub mod metrics;
 pub mod namespace_selection;
+pub mod observe;
 pub mod plan;
+pub mod requeue;
 pub mod status;
 pub mod token;

@@ -11,6 +11,21 @@ use std::collections::{BTreeMap, BTreeSet};
 /// added, so it removes only its own entries.
 pub const ADDED_PULL_SECRETS_ANNOTATION: &str = "ecr-operator.io/added-image-pull-secrets";
 
+/// The entries listed in [`ADDED_PULL_SECRETS_ANNOTATION`] (comma-separated).
+pub fn parse_added(annotation: Option<&str>) -> Vec<String> {
+    annotation
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The annotation's value for `added`; None removes the annotation.
+pub fn format_added(added: &[String]) -> Option<String> {
+    (!added.is_empty()).then(|| added.join(","))
+}
+
 /// What the operator knows of a ServiceAccount.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ObservedServiceAccount {
@@ -214,6 +229,18 @@ pub fn claims_by_others(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_added_annotation_round_trips_and_tolerates_empty_entries() {
+        assert_eq!(parse_added(None), Vec::<String>::new());
+        assert_eq!(parse_added(Some("")), Vec::<String>::new());
+        assert_eq!(parse_added(Some("a,,b,")), vec!["a", "b"]);
+        assert_eq!(
+            format_added(&["a".into(), "b".into()]).as_deref(),
+            Some("a,b")
+        );
+        assert_eq!(format_added(&[]), None);
+    }
     use crate::crd::ecr_registry::{EcrRegistrySpec, EcrRegistryStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 

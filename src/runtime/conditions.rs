@@ -59,7 +59,7 @@ mod tests {
         );
         assert_eq!(first.last_transition_time, Time(at(10)));
         let same = condition(
-            &[first.clone()],
+            std::slice::from_ref(&first),
             "Ready",
             "True",
             "Other".into(),

@@ -1,23 +1,26 @@
-//! Prometheus metrics, all prefixed `ecr_operator_`.
+//! Prometheus metrics, all prefixed `ecr_operator_`. This file holds the registry
+//! of metrics and the ones every controller shares (reconciles, AWS and Kubernetes
+//! requests, leadership); each controller registers its own beside them.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use prometheus_client::registry::{Metric, Registry};
+use std::sync::Mutex;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RegistryLabels {
-    pub registry: String,
+pub struct ControllerLabels {
+    /// The kind the controller reconciles: `EcrRegistry` or `EcrMirror`.
+    pub controller: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RefreshLabels {
-    pub registry: String,
-    /// `success`, or the failure reason (Throttled, AssumeRoleDenied, ...).
-    pub result: String,
+pub struct FailureLabels {
+    pub controller: String,
+    /// The error's reason (Throttled, KubernetesApiError, ...).
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,12 +36,9 @@ pub struct KubeLabels {
 }
 
 pub struct Metrics {
-    registry: Registry,
-    pub refreshes: Family<RefreshLabels, Counter>,
-    pub token_expiry: Family<RegistryLabels, Gauge<f64, AtomicU64>>,
-    pub namespaces_selected: Family<RegistryLabels, Gauge>,
-    pub namespaces_synced: Family<RegistryLabels, Gauge>,
-    pub reconcile_duration: Histogram,
+    registry: Mutex<Registry>,
+    reconcile_duration: Family<ControllerLabels, Histogram>,
+    reconcile_failures: Family<FailureLabels, Counter>,
     pub aws_requests: Family<AwsLabels, Counter>,
     pub kube_requests: Family<KubeLabels, Counter>,
     pub leader: Gauge,
@@ -46,70 +46,64 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("ecr_operator");
         let m = Self {
-            refreshes: Family::default(),
-            token_expiry: Family::default(),
-            namespaces_selected: Family::default(),
-            namespaces_synced: Family::default(),
-            reconcile_duration: Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
+            registry: Mutex::new(Registry::with_prefix("ecr_operator")),
+            reconcile_duration: Family::new_with_constructor(|| {
+                Histogram::new([
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ])
+            }),
+            reconcile_failures: Family::default(),
             aws_requests: Family::default(),
             kube_requests: Family::default(),
             leader: Gauge::default(),
-            registry: Registry::default(),
         };
-        registry.register(
-            "token_refreshes",
-            "Token refreshes by EcrRegistry and result",
-            m.refreshes.clone(),
-        );
-        registry.register(
-            "token_expiry_timestamp_seconds",
-            "Expiry of the token in each EcrRegistry's secrets, as a Unix timestamp",
-            m.token_expiry.clone(),
-        );
-        registry.register(
-            "namespaces_selected",
-            "Namespaces each EcrRegistry selects",
-            m.namespaces_selected.clone(),
-        );
-        registry.register(
-            "namespaces_synced",
-            "Selected namespaces holding each EcrRegistry's current secret",
-            m.namespaces_synced.clone(),
-        );
-        registry.register(
+        m.register(
             "reconcile_duration_seconds",
-            "Time to reconcile one EcrRegistry",
+            "Time to reconcile one object, by controller",
             m.reconcile_duration.clone(),
         );
-        registry.register(
+        m.register(
+            "reconcile_failures",
+            "Reconciles that failed, by controller and reason",
+            m.reconcile_failures.clone(),
+        );
+        m.register(
             "aws_requests",
             "AWS API calls by operation and result",
             m.aws_requests.clone(),
         );
-        registry.register(
+        m.register(
             "kubernetes_requests",
             "Kubernetes API requests by verb and HTTP status code",
             m.kube_requests.clone(),
         );
-        registry.register(
+        m.register(
             "leader",
             "1 while this instance holds the leader lease",
             m.leader.clone(),
         );
-        Self { registry, ..m }
+        m
     }
 }
 
 impl Metrics {
+    /// Adds a controller's own metric (the `ecr_operator_` prefix is added).
+    pub fn register(&self, name: &str, help: &str, metric: impl Metric) {
+        self.registry
+            .lock()
+            .expect("metrics lock")
+            .register(name, help, metric);
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(
+            &mut out,
+            &self.registry.lock().expect("metrics lock"),
+        )
+        .expect("writing to a String cannot fail");
         out
     }
 
@@ -118,6 +112,23 @@ impl Metrics {
             .get_or_create(&AwsLabels {
                 operation: operation.into(),
                 result: result.into(),
+            })
+            .inc();
+    }
+
+    pub fn reconciled(&self, controller: &str, seconds: f64) {
+        self.reconcile_duration
+            .get_or_create(&ControllerLabels {
+                controller: controller.into(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn reconcile_failed(&self, controller: &str, reason: &str) {
+        self.reconcile_failures
+            .get_or_create(&FailureLabels {
+                controller: controller.into(),
+                reason: reason.into(),
             })
             .inc();
     }
@@ -130,12 +141,6 @@ mod tests {
     #[test]
     fn names_follow_prometheus_conventions_with_one_prefix() {
         let m = Metrics::default();
-        m.refreshes
-            .get_or_create(&RefreshLabels {
-                registry: "r".into(),
-                result: "success".into(),
-            })
-            .inc();
         m.aws_call("GetAuthorizationToken", "success");
         m.kube_requests
             .get_or_create(&KubeLabels {
@@ -143,12 +148,23 @@ mod tests {
                 code: "200".into(),
             })
             .inc();
+        m.reconciled("EcrMirror", 0.01);
+        m.reconcile_failed("EcrRegistry", "Throttled");
+        let extra: Family<ControllerLabels, Counter> = Family::default();
+        m.register("extra", "A controller's own", extra.clone());
+        extra
+            .get_or_create(&ControllerLabels {
+                controller: "x".into(),
+            })
+            .inc();
         let text = m.encode();
         for line in [
-            "ecr_operator_token_refreshes_total{registry=\"r\",result=\"success\"} 1",
             "ecr_operator_aws_requests_total{operation=\"GetAuthorizationToken\",result=\"success\"} 1",
             "ecr_operator_kubernetes_requests_total{verb=\"patch\",code=\"200\"} 1",
             "# TYPE ecr_operator_reconcile_duration_seconds histogram",
+            "ecr_operator_reconcile_duration_seconds_count{controller=\"EcrMirror\"} 1",
+            "ecr_operator_reconcile_failures_total{controller=\"EcrRegistry\",reason=\"Throttled\"} 1",
+            "ecr_operator_extra_total{controller=\"x\"} 1",
             "# TYPE ecr_operator_leader gauge",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

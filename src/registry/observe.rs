@@ -1,0 +1,69 @@
+//! What the EcrRegistry controller reads, from its caches only (no request),
+//! turned into the plain values that planning takes.
+
+use crate::crd::ecr_registry::EcrRegistry;
+use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
+use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, ObservedServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use std::collections::BTreeMap;
+
+pub fn namespaces(store: &Store<PartialObjectMeta<Namespace>>) -> Vec<ObservedNamespace> {
+    store
+        .state()
+        .iter()
+        .map(|ns| ObservedNamespace {
+            name: ns.name_any(),
+            labels: ns.labels().clone(),
+            terminating: ns.meta().deletion_timestamp.is_some(),
+        })
+        .collect()
+}
+
+pub fn service_accounts(store: &Store<ServiceAccount>) -> Vec<ObservedServiceAccount> {
+    store
+        .state()
+        .iter()
+        .map(|sa| ObservedServiceAccount {
+            namespace: sa.namespace().unwrap_or_default(),
+            name: sa.name_any(),
+            resource_version: sa.resource_version().unwrap_or_default(),
+            image_pull_secrets: sa
+                .image_pull_secrets
+                .iter()
+                .flatten()
+                .map(|r| r.name.clone())
+                .collect(),
+            added_by_operator: plan::parse_added(
+                sa.annotations()
+                    .get(ADDED_PULL_SECRETS_ANNOTATION)
+                    .map(String::as_str),
+            ),
+        })
+        .collect()
+}
+
+/// For each EcrRegistry, the namespaces where an older one claims the same secret
+/// name (see [`plan::claims_by_others`]). Registries being deleted claim nothing.
+pub fn claims_by_others(
+    registries: &Store<EcrRegistry>,
+    namespaces: &[ObservedNamespace],
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let registries = registries.state();
+    let selections: Vec<(&EcrRegistry, Vec<String>)> = registries
+        .iter()
+        .filter(|r| r.meta().deletion_timestamp.is_none())
+        .filter_map(|r| {
+            let m = NamespaceMatcher::new(&r.spec.namespaces).ok()?;
+            let selected = namespaces
+                .iter()
+                .filter(|ns| m.matches(ns))
+                .map(|ns| ns.name.clone())
+                .collect();
+            Some((&**r, selected))
+        })
+        .collect();
+    plan::claims_by_others(&selections)
+}
