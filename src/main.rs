@@ -3,6 +3,7 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
+use ecr_operator::crd::{self, ecr_mirror::EcrMirror, ecr_registry::EcrRegistry};
 use ecr_operator::runtime::logging::{self, LogFormat};
 
 /// Keeps Kubernetes image-pull secrets for Amazon ECR fresh.
@@ -61,8 +62,8 @@ async fn main() -> std::process::ExitCode {
         Command::Crd => {
             print!(
                 "{}---\n{}",
-                ecr_operator::crd::ecr_registry::crd_yaml(),
-                ecr_operator::crd::ecr_mirror::crd_yaml()
+                crd::crd_yaml::<EcrRegistry>(),
+                crd::crd_yaml::<EcrMirror>()
             );
             Ok(())
         }

@@ -4,10 +4,9 @@ use anyhow::Context as _;
 use ecr_operator::mirror::controller as mirror_controller;
 use ecr_operator::registry::controller::{self, Telemetry};
 use ecr_operator::runtime::admin::{self, Readiness};
+use ecr_operator::runtime::leader::{self, LeaseSettings};
 use ecr_operator::runtime::metrics::Metrics;
-use kube_lease_manager::LeaseManagerBuilder;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::watch;
 
 #[derive(clap::Args)]
@@ -38,6 +37,11 @@ pub struct RunArgs {
     /// controller stays off.
     #[arg(long, env = "ECR_OPERATOR_IMAGE")]
     image: Option<String>,
+    /// Every managed secret is re-asserted at least this often, spread over the
+    /// interval (drift repair: a secret deleted or edited by hand comes back). An
+    /// unchanged secret costs one no-op apply per interval and no storage write.
+    #[arg(long, env = "ECR_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_resync_interval)]
+    resync_interval: std::time::Duration,
     /// Seconds a leader's lease lasts without renewal: the longest a failover takes.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(5..=300))]
     lease_duration: u64,
@@ -64,6 +68,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         operator_namespace: args.namespace.clone(),
         registry_selector: args.registry_selector.clone(),
         instance: identity.clone(),
+        resync_interval: args.resync_interval,
     };
 
     // One flag for "stop": set by SIGTERM/SIGINT, awaited by every task.
@@ -91,7 +96,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             selector: config.registry_selector.clone(),
             instance: config.instance.clone(),
         };
-        mirror_controller::run(client.clone(), config, aws.clone(), stopped(&stop_rx))
+        mirror_controller::run(
+            client.clone(),
+            config,
+            aws.clone(),
+            metrics.clone(),
+            stopped(&stop_rx),
+        )
     });
     if mirrors.is_none() {
         tracing::info!("EcrMirror controller off: no --image / ECR_OPERATOR_IMAGE");
@@ -117,61 +128,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let manager = LeaseManagerBuilder::new(client.clone(), &args.lease_name)
-        .with_namespace(&args.namespace)
-        .with_identity(&identity)
-        .with_duration(args.lease_duration)
-        .with_grace((args.lease_duration / 3).max(2))
-        .build()
-        .await
-        .context("leader election: cannot set up the Lease")?;
-    readiness.set_electing(true);
-    tracing::info!(
-        lease = args.lease_name,
+    let lease = LeaseSettings {
+        namespace: args.namespace.clone(),
+        name: args.lease_name.clone(),
         identity,
-        "waiting to become leader"
-    );
-    loop {
-        tokio::select! {
-            _ = stopped(&stop_rx) => {
-                tracing::info!("stopped before becoming leader");
-                return Ok(());
-            }
-            changed = manager.changed() => {
-                if changed.context("leader election")? {
-                    break;
-                }
-            }
+        duration_secs: args.lease_duration,
+    };
+    readiness.set_electing(true);
+    let on_leading = |leading: bool| {
+        metrics.leader.set(i64::from(leading));
+        readiness.set_leading(leading);
+    };
+    match leader::lead(client, &lease, stopped(&stop_rx), on_leading, controllers).await {
+        Ok(None) => Ok(()),
+        Ok(Some(done)) => {
+            tracing::info!("stopped");
+            done.map_err(anyhow::Error::from)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stopping");
+            Err(e.into())
         }
     }
+}
 
-    tracing::info!(identity, "became leader; starting controllers");
-    metrics.leader.set(1);
-    readiness.set_leading(true);
-    let result = tokio::select! {
-        r = controllers => r.map_err(anyhow::Error::from),
-        // `changed()` renews the lease while we lead and returns when we lose it.
-        lost = async {
-            loop {
-                match manager.changed().await {
-                    Ok(false) => return anyhow::anyhow!("lost the leader lease"),
-                    Ok(true) => continue,
-                    Err(e) => return anyhow::Error::from(e).context("leader election"),
-                }
-            }
-        } => Err(lost),
-    };
-    metrics.leader.set(0);
-    readiness.set_leading(false);
-    // Hand over at once instead of making the next leader wait out the lease.
-    if let Err(e) = tokio::time::timeout(Duration::from_secs(3), manager.release()).await {
-        tracing::warn!(error = %e, "lease not released in time");
+/// "10m", "30s", "1h": at least 10 seconds, at most a day.
+fn parse_resync_interval(s: &str) -> Result<std::time::Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 10m, 90s or 1h"))?;
+    if d < jiff::SignedDuration::from_secs(10) || d > jiff::SignedDuration::from_hours(24) {
+        return Err(format!("{s} is outside 10s..24h"));
     }
-    match &result {
-        Ok(()) => tracing::info!("stopped; lease released"),
-        Err(e) => tracing::error!(error = %e, "stopping"),
-    }
-    result
+    std::time::Duration::try_from(d).map_err(|e| e.to_string())
 }
 
 async fn shutdown_signal() {

@@ -7,6 +7,7 @@
 //! cannot check (the repository policy is JSON) the operator checks, and reports
 //! in the status.
 
+use super::DNS_SUBDOMAIN_PATTERN;
 use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
@@ -14,8 +15,6 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-const DNS_SUBDOMAIN_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// An ECR repository name, as CreateRepository accepts it (namespaces with `/`).
 pub const REPOSITORY_PATTERN: &str =
     r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$";
@@ -319,15 +318,13 @@ impl Phase {
     }
 }
 
-/// The CustomResourceDefinition as YAML (what `crds/ecrmirror.yaml` holds).
-pub fn crd_yaml() -> String {
-    serde_saphyr::to_string(&<EcrMirror as kube::CustomResourceExt>::crd())
-        .expect("a CRD always serializes")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn crd_yaml() -> String {
+        crate::crd::crd_yaml::<EcrMirror>()
+    }
 
     #[test]
     fn committed_crd_matches_the_code() {

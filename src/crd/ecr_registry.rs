@@ -5,6 +5,7 @@
 //! every constraint a schema can express is in the schema, so the API server
 //! refuses bad input with a message that names the field.
 
+use super::{DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -16,9 +17,6 @@ pub const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$";
 /// Pattern for an IAM role ARN in any partition, paths allowed.
 pub const ROLE_ARN_PATTERN: &str =
     r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[a-zA-Z0-9+=,.@_/-]{1,512}$";
-const DNS_SUBDOMAIN_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
-const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /// Keeps ECR pull secrets fresh in the selected namespaces.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -301,19 +299,13 @@ impl EcrRegistry {
     }
 }
 
-/// The CustomResourceDefinition as YAML (what `ecr-operator crd` prints and `crds/` holds).
-pub fn crd_yaml() -> String {
-    serde_saphyr::to_string(&<EcrRegistry as kube::CustomResourceExt>::crd())
-        .expect("a CRD always serializes")
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn committed_crd_matches_the_code() {
         let committed = include_str!("../../crds/ecrregistry.yaml");
         assert!(
-            committed == super::crd_yaml(),
+            committed == crate::crd::crd_yaml::<super::EcrRegistry>(),
             "crds/ecrregistry.yaml is stale: run `make crds` and commit the result"
         );
     }

@@ -14,7 +14,8 @@
 
 use crate::crd::ecr_mirror::EcrMirror;
 use crate::crd::ecr_registry::EcrRegistry;
-use crate::registry::desired_secret::{DATA_KEY, MANAGED_BY, MANAGED_BY_LABEL};
+use crate::crd::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::registry::desired_secret::DATA_KEY;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, KeyToPath, LocalObjectReference,
@@ -23,8 +24,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 /// On Jobs, CronJobs and pods: the name of the EcrMirror they belong to.
 pub const MIRROR_LABEL: &str = "ecr-operator.io/mirror";
@@ -195,12 +196,22 @@ fn fit(name: &str, suffix: &str, max: usize) -> String {
     if name.len() + suffix.len() <= max {
         return format!("{name}{suffix}");
     }
-    let mut h = DefaultHasher::new();
-    name.hash(&mut h);
-    let hash = format!("{:08x}", h.finish() & 0xffff_ffff);
+    let hash = sha256_hex(name.as_bytes(), 8);
     let keep = max - suffix.len() - hash.len() - 1;
     let prefix = name[..keep].trim_end_matches(['-', '.']);
     format!("{prefix}-{hash}{suffix}")
+}
+
+/// The first `chars` hex digits of the SHA-256 of `data`. Names and annotations
+/// made from it are stored in the cluster, so it must not change between builds
+/// (unlike `std`'s `DefaultHasher`).
+fn sha256_hex(data: &[u8], chars: usize) -> String {
+    let mut hex: String = Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    hex.truncate(chars);
+    hex
 }
 
 fn labels(mirror: &EcrMirror) -> BTreeMap<String, String> {
@@ -254,13 +265,10 @@ pub fn render_cron_job(
         ..Default::default()
     };
     let mut metadata = metadata(mirror, cron_job_name(mirror));
-    let mut h = DefaultHasher::new();
-    serde_json::to_string(&spec)
-        .expect("a CronJobSpec serializes")
-        .hash(&mut h);
+    let rendered = serde_json::to_string(&spec).expect("a CronJobSpec serializes");
     metadata.annotations.get_or_insert_default().insert(
         SPEC_HASH_ANNOTATION.to_string(),
-        format!("{:016x}", h.finish()),
+        sha256_hex(rendered.as_bytes(), 16),
     );
     Ok(CronJob {
         metadata,
@@ -660,5 +668,32 @@ mod tests {
             cj.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION],
             resumed.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION]
         );
+    }
+
+    /// Job and CronJob names and the CronJob's spec hash are stored in the cluster:
+    /// a hash that changed between builds would orphan objects or rewrite them.
+    /// The spec hash also moves with any change to the rendered CronJob (which is
+    /// then meant to be re-applied): update it along with such a change.
+    #[test]
+    fn hashes_are_pinned_because_the_cluster_stores_them() {
+        let mut m = push();
+        m.metadata.name = Some(format!("{}-{}", "a".repeat(40), "b".repeat(29)));
+        assert_eq!(m.name_any().len(), 70);
+        assert_eq!(
+            job_name(&m),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bbbbbbbbbbb-feb2829c-3"
+        );
+        assert_eq!(
+            cron_job_name(&m),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-bb-feb2829c"
+        );
+        m.metadata.name = Some("nginx".into());
+        m.spec.schedule = Some("0 3 * * *".into());
+        let cj = render_cron_job(&m, &ready_registry(), "img").unwrap();
+        assert_eq!(
+            cj.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION],
+            "386e21409ad555c0"
+        );
+        assert_eq!(sha256_hex(b"abc", 16), "ba7816bf8f01cfea");
     }
 }

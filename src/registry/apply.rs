@@ -1,8 +1,9 @@
 //! Carries a [`Plan`] out against the API: a thin layer with no decisions of its own
 //! beyond turning API answers into per-namespace outcomes.
 
+use crate::crd::FIELD_MANAGER;
 use crate::crd::ecr_registry::NamespaceFailure;
-use crate::registry::desired_secret::{DesiredSecret, FIELD_MANAGER, REGISTRY_LABEL};
+use crate::registry::desired_secret::{DesiredSecret, REGISTRY_LABEL};
 use crate::registry::plan::{
     ADDED_PULL_SECRETS_ANNOTATION, Plan, SecretRemoval, ServiceAccountChange, format_added,
 };
@@ -67,30 +68,82 @@ pub async fn apply(
     outcome
 }
 
+/// The field manager of one registry's secrets: with one manager per registry the
+/// API server itself reports a conflict between two registries, or two shards.
+pub fn field_manager(registry: &str) -> String {
+    format!("{FIELD_MANAGER}/{registry}")
+}
+
 /// Server-side apply without force: a secret of that name that another manager
-/// wrote comes back as a conflict and is left alone — no read needed.
+/// wrote comes back as a conflict, and no read is needed. A conflicting secret that
+/// carries this registry's owner reference is ours, edited by hand (or written by
+/// release 0.1's single manager): it is taken back.
 async fn write_secret(client: &Client, registry: &str, desired: &DesiredSecret, ns: &str) -> Done {
     let api: Api<Secret> = Api::namespaced(client.clone(), ns);
-    let params = PatchParams::apply(FIELD_MANAGER);
-    match api
+    let manager = field_manager(registry);
+    let object = desired.for_namespace(ns);
+    let result = match api
         .patch(
             &desired.name,
-            &params,
-            &Patch::Apply(desired.for_namespace(ns)),
+            &PatchParams::apply(&manager),
+            &Patch::Apply(&object),
         )
         .await
     {
-        Ok(_) => {
-            tracing::info!(
-                registry,
-                namespace = ns,
-                secret = desired.name,
-                "secret written"
-            );
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            take_back(&api, &manager, desired, object).await
+        }
+        other => other.map(|_| true),
+    };
+    match result {
+        Ok(true) => {
+            tracing::info!(namespace = ns, secret = desired.name, "secret written");
             Done::Written(ns.to_string())
         }
+        Ok(false) => conflict(registry, ns, &desired.name),
         Err(e) => classify(registry, ns, &desired.name, e),
     }
+}
+
+/// Force-applies `object` if the secret there carries this registry's owner
+/// reference: asked of the API server with a dry-run JSON-patch `test` (the
+/// operator reads no Secrets), and applied under the resourceVersion that answer
+/// gave, so a secret replaced in between is never overwritten.
+async fn take_back(
+    api: &Api<Secret>,
+    manager: &str,
+    desired: &DesiredSecret,
+    mut object: Secret,
+) -> Result<bool, kube::Error> {
+    let test: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/ownerReferences/0/uid", "value": desired.owner_uid()},
+    ]))
+    .expect("a JSON patch");
+    let probe = PatchParams {
+        dry_run: true,
+        ..PatchParams::default()
+    };
+    let ours = api
+        .patch(&desired.name, &probe, &Patch::Json::<()>(test))
+        .await;
+    let current = match ours {
+        Ok(current) => current,
+        // The test failed: not ours.
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 409 | 422) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    object.metadata.resource_version = current.metadata.resource_version;
+    api.patch(
+        &desired.name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(&object),
+    )
+    .await?;
+    tracing::info!(
+        secret = desired.name,
+        "secret taken back from another field manager"
+    );
+    Ok(true)
 }
 
 /// Deletes only a secret that carries this registry's label.
@@ -164,25 +217,30 @@ fn classify(registry: &str, ns: &str, name: &str, e: kube::Error) -> Done {
         return Done::Quiet;
     }
     let (reason, message) = match code {
-        409 | 422 => (
-            "SecretConflict",
-            format!(
-                "a secret named {name} exists here and is not managed by EcrRegistry {registry}; delete or rename it, or set spec.secret.name"
-            ),
-        ),
+        409 | 422 => return conflict(registry, ns, name),
         403 => (
             "Forbidden",
             format!("the operator may not write here: {message}; check its RBAC"),
         ),
         _ => ("ApiError", message),
     };
-    tracing::warn!(
-        registry,
-        namespace = ns,
+    failed(ns, name, reason, message)
+}
+
+/// A secret of that name that is not this registry's: never overwritten.
+fn conflict(registry: &str, ns: &str, name: &str) -> Done {
+    failed(
+        ns,
         name,
-        reason,
-        "namespace not synced"
-    );
+        "SecretConflict",
+        format!(
+            "a secret named {name} exists here and is not managed by EcrRegistry {registry}; delete or rename it, or set spec.secret.name"
+        ),
+    )
+}
+
+fn failed(ns: &str, name: &str, reason: &str, message: String) -> Done {
+    tracing::warn!(namespace = ns, name, reason, "namespace not synced");
     Done::Failed(NamespaceFailure {
         namespace: ns.to_string(),
         reason: reason.to_string(),

@@ -4,14 +4,16 @@
 //! token → secret → observe and plan → apply → status → requeue.
 
 use crate::aws::identity::Identity;
+use crate::crd::FIELD_MANAGER;
 use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus};
 use crate::error::{Error, Result};
 use crate::registry::apply::apply;
-use crate::registry::desired_secret::{self, DesiredSecret, FIELD_MANAGER};
+use crate::registry::desired_secret::{self, DesiredSecret};
 use crate::registry::metrics::RegistryMetrics;
 use crate::registry::observe;
 use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, Plan};
 use crate::registry::requeue::{self, Pass, Requeue};
+use crate::registry::resync::{self, Ledger, Written};
 use crate::registry::status::{self, StatusInput, SyncOutcome};
 use crate::registry::token::{TokenCache, TokenStep};
 use crate::runtime::admin::Readiness;
@@ -47,6 +49,8 @@ pub struct Config {
     pub registry_selector: Option<String>,
     /// Name of this instance in Events.
     pub instance: String,
+    /// Every managed secret is re-asserted at least this often (drift repair).
+    pub resync_interval: Duration,
 }
 
 pub struct Context {
@@ -62,9 +66,9 @@ pub struct Context {
     credentials: Store<Secret>,
     /// Every cache has listed once.
     caches_ready: AtomicBool,
-    /// Fingerprint last written per registry and namespace: what makes the steady
-    /// state quiet (no request when nothing changed).
-    applied: Mutex<HashMap<String, BTreeMap<String, u64>>>,
+    /// What this process wrote per registry, by namespace UID: what makes the
+    /// steady state quiet, and when each secret is re-asserted.
+    written: Mutex<HashMap<String, Ledger>>,
     backoff: Backoffs,
     events: Events,
 }
@@ -131,7 +135,7 @@ pub async fn run(
         service_accounts,
         credentials,
         caches_ready: AtomicBool::default(),
-        applied: Mutex::default(),
+        written: Mutex::default(),
         backoff: Backoffs::default(),
     });
     tokio::spawn(open_gate(
@@ -267,12 +271,29 @@ impl Context {
     /// One pass; `deleting` undoes everything instead (the finalizer's cleanup).
     async fn sync(&self, registry: &EcrRegistry, deleting: bool) -> Result<Action> {
         let name = registry.name_any();
+        let now = jiff::Timestamp::now();
         let token = self.token_step(registry, deleting).await;
         let token_error_transient = token.error.as_ref().is_some_and(Error::is_transient);
-        let secret = desired_secret::for_token(registry, token.token.as_ref(), token.error);
-        let plan = self.plan(registry, secret.desired.as_ref(), deleting)?;
+        let mut secret =
+            desired_secret::for_token(registry, token.token.as_ref(), token.error, now);
+        let (plan, uids) = match self.plan(registry, secret.desired.as_ref(), deleting, now) {
+            Ok(planned) => planned,
+            // A spec the CRD's rules let through: reported, and nothing is touched.
+            Err(e) => {
+                secret.error = Some(e);
+                secret.desired = None;
+                Default::default()
+            }
+        };
         let outcome = apply(&self.client, &name, &plan, secret.desired.as_ref()).await;
-        self.remember(&name, &plan, &outcome, secret.desired.as_ref(), deleting);
+        let next_resync = self.remember(
+            &name,
+            &plan,
+            &outcome,
+            secret.desired.as_ref(),
+            &uids,
+            deleting,
+        );
         if deleting {
             self.registry_metrics.forget(&name);
             return cleanup_result(&outcome);
@@ -283,10 +304,11 @@ impl Context {
             plan: &plan,
             outcome: &outcome,
             token: token.token.as_ref(),
+            serving: secret.desired.is_some(),
             hosts: &secret.hosts,
             next_refresh: token.next_refresh,
             error: secret.error.as_ref(),
-            now: jiff::Timestamp::now(),
+            now,
         });
         self.registry_metrics.record(&name, &new_status);
         // Compared with what the API server last told us.
@@ -297,6 +319,7 @@ impl Context {
             lasting_error: secret.error.is_some() && !token_error_transient,
             namespace_failures: !outcome.failures.is_empty() || !plan.conflicts.is_empty(),
             next_refresh: token.next_refresh,
+            next_resync,
             now: jiff::Timestamp::now(),
         };
         Ok(match requeue::after(&pass) {
@@ -339,20 +362,22 @@ impl Context {
         Identity::for_registry_from(registry, ns, secret.as_deref())
     }
 
-    /// Observes the caches and plans. The cached object may predate our last status
-    /// write: the namespaces this process wrote to are managed whatever it says.
+    /// Observes the caches and plans; also returns the UID of each namespace. The
+    /// cached object may predate our last status write: the namespaces this process
+    /// wrote to are managed whatever it says.
     fn plan(
         &self,
         registry: &EcrRegistry,
         desired: Option<&DesiredSecret>,
         deleting: bool,
-    ) -> Result<Plan> {
+        now: jiff::Timestamp,
+    ) -> Result<(Plan, BTreeMap<String, String>)> {
         let name = registry.name_any();
         let namespaces = observe::namespaces(&self.namespaces);
         let service_accounts = observe::service_accounts(&self.service_accounts);
         let claims = observe::claims_by_others(&self.registries, &namespaces);
-        let applied = self
-            .applied
+        let ledger = self
+            .written
             .lock()
             .expect("lock")
             .get(&name)
@@ -363,45 +388,60 @@ impl Context {
         status.managed_namespaces = status
             .managed_namespaces
             .iter()
-            .chain(applied.keys())
+            .chain(ledger.values().map(|w| &w.namespace))
             .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        plan::plan(&Observed {
+        let plan = plan::plan(&Observed {
             registry: &registry,
             namespaces: &namespaces,
             service_accounts: &service_accounts,
             claimed_by_others: claims.get(&name).unwrap_or(&BTreeMap::new()),
             desired,
-            applied: &applied,
+            applied: &resync::fresh(&ledger, now),
             deleting,
         })
-        .map_err(Error::InvalidSpec)
+        .map_err(Error::InvalidSpec)?;
+        let uids = namespaces.into_iter().map(|ns| (ns.name, ns.uid)).collect();
+        Ok((plan, uids))
     }
 
+    /// Records what was written; returns when the next re-assertion is due.
     fn remember(
         &self,
         name: &str,
         plan: &Plan,
         outcome: &SyncOutcome,
         desired: Option<&DesiredSecret>,
+        uids: &BTreeMap<String, String>,
         deleting: bool,
-    ) {
-        let mut applied = self.applied.lock().expect("lock");
+    ) -> Option<jiff::Timestamp> {
+        let mut written = self.written.lock().expect("lock");
         if deleting {
-            applied.remove(name);
-            return;
+            written.remove(name);
+            return None;
         }
-        let entry = applied.entry(name.to_string()).or_default();
-        for ns in outcome.removed.iter().chain(&plan.forget) {
-            entry.remove(ns);
-        }
+        let ledger = written.entry(name.to_string()).or_default();
+        let gone: BTreeSet<&String> = outcome.removed.iter().chain(&plan.forget).collect();
+        // Namespaces gone, or re-created under a new UID, are forgotten.
+        ledger.retain(|uid, w| !gone.contains(&w.namespace) && uids.get(&w.namespace) == Some(uid));
+        let now = jiff::Timestamp::now();
+        let interval = jiff::SignedDuration::try_from(self.config.resync_interval)
+            .unwrap_or(jiff::SignedDuration::from_mins(10));
         if let Some(d) = desired {
             for ns in &outcome.written {
-                entry.insert(ns.clone(), d.fingerprint);
+                let Some(uid) = uids.get(ns) else { continue };
+                let due = resync::due_after_write(ledger.get(uid), uid, now, interval);
+                let entry = Written {
+                    namespace: ns.clone(),
+                    fingerprint: d.fingerprint,
+                    due,
+                };
+                ledger.insert(uid.clone(), entry);
             }
         }
+        resync::next_batch(ledger, now, interval)
     }
 
     /// Writes the status only when it changed, and records an Event when Ready changes.

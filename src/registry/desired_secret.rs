@@ -4,6 +4,7 @@ use crate::aws::auth_token::AuthToken;
 use crate::aws::docker_config::DockerConfig;
 use crate::aws::registry_hosts::registry_hosts;
 use crate::crd::ecr_registry::EcrRegistry;
+use crate::crd::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::Error;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -12,14 +13,10 @@ use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "ecr-operator";
 pub const REGISTRY_LABEL: &str = "ecr-operator.io/registry";
 pub const EXPIRES_AT_ANNOTATION: &str = "ecr-operator.io/expires-at";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DATA_KEY: &str = ".dockerconfigjson";
-/// The field manager of every write, so server-side apply can tell our fields apart.
-pub const FIELD_MANAGER: &str = "ecr-operator";
 
 /// What the token allows to write.
 pub struct SecretStep {
@@ -31,12 +28,25 @@ pub struct SecretStep {
     pub error: Option<Error>,
 }
 
+/// A token is served after a failed refresh while more than this is left of it
+/// (a quarter of its lifetime for short-lived tokens).
+pub const SAFETY_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(30);
+
+/// True when `token` may still be written into new namespaces at `now`.
+pub fn still_servable(token: &AuthToken, now: jiff::Timestamp) -> bool {
+    let lifetime = token.expires_at.duration_since(token.fetched_at);
+    token.expires_at.duration_since(now) > SAFETY_MARGIN.min(lifetime / 4)
+}
+
 /// The secret for `token`: its hosts are those of `spec.registryIds`, else of the
-/// account the credentials belong to. Nothing is written after a failed step.
+/// account the credentials belong to. After a failed refresh the last token is
+/// still served (to new and re-created namespaces too) while it is far enough
+/// from expiry; the failure stays in `error` for the status.
 pub fn for_token(
     registry: &EcrRegistry,
     token: Option<&AuthToken>,
     mut error: Option<Error>,
+    now: jiff::Timestamp,
 ) -> SecretStep {
     let accounts = match (
         &registry.spec.registry_ids,
@@ -52,8 +62,13 @@ pub fn for_token(
         ));
     }
     let hosts = registry_hosts(&accounts, &registry.spec.region, &registry.spec.endpoints);
-    let desired = match (token, &error) {
-        (Some(t), None) => Some(DesiredSecret::new(
+    let servable = |t: &AuthToken| match &error {
+        None => true,
+        Some(Error::InvalidSpec(_)) => false,
+        Some(_) => still_servable(t, now),
+    };
+    let desired = match token {
+        Some(t) if servable(t) && !hosts.is_empty() => Some(DesiredSecret::new(
             registry,
             DockerConfig::for_token(t, &hosts).to_json(),
             t.expires_at,
@@ -114,6 +129,11 @@ impl DesiredSecret {
             docker_config_json,
             fingerprint: hasher.finish(),
         }
+    }
+
+    /// The uid of the EcrRegistry that owns the secret.
+    pub fn owner_uid(&self) -> &str {
+        &self.owner.uid
     }
 
     /// The object to server-side apply into `namespace`.

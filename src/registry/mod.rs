@@ -5,7 +5,8 @@
 //! [`token`] (the shared token cache and refresh timing) → [`desired_secret`]
 //! (the secret a token makes) → [`observe`] and [`plan`] (pure, with
 //! [`namespace_selection`]) → [`apply`] (thin API layer) → [`status`] (pure) →
-//! [`requeue`] (pure). [`metrics`] are the per-registry series.
+//! [`requeue`] (pure, with [`resync`]: drift repair). [`metrics`] are the
+//! per-registry series.
 
 pub mod apply;
 pub mod controller;
@@ -15,5 +16,6 @@ pub mod namespace_selection;
 pub mod observe;
 pub mod plan;
 pub mod requeue;
+pub mod resync;
 pub mod status;
 pub mod token;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ObservedNamespace {
     pub name: String,
+    /// A namespace deleted and re-created under the same name is a new namespace.
+    pub uid: String,
     pub labels: BTreeMap<String, String>,
     /// Deletion has started: writes would fail, so it is skipped quietly.
     pub terminating: bool,
@@ -61,7 +63,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            terminating: false,
+            ..Default::default()
         }
     }
 

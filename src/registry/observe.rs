@@ -16,6 +16,7 @@ pub fn namespaces(store: &Store<PartialObjectMeta<Namespace>>) -> Vec<ObservedNa
         .iter()
         .map(|ns| ObservedNamespace {
             name: ns.name_any(),
+            uid: ns.uid().unwrap_or_default(),
             labels: ns.labels().clone(),
             terminating: ns.meta().deletion_timestamp.is_some(),
         })

@@ -8,8 +8,15 @@ use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Annotation on a ServiceAccount listing the imagePullSecrets entries the operator
-/// added, so it removes only its own entries.
+/// added, each as `<registry>/<secret>`, so a registry removes only its own entries.
+/// (Release 0.1 wrote bare `<secret>` entries: those count as a registry's own only
+/// in the namespaces it selects or selected.)
 pub const ADDED_PULL_SECRETS_ANNOTATION: &str = "ecr-operator.io/added-image-pull-secrets";
+
+/// The annotation entry of `registry` for `secret`.
+pub fn own_entry(registry: &str, secret: &str) -> String {
+    format!("{registry}/{secret}")
+}
 
 /// The entries listed in [`ADDED_PULL_SECRETS_ANNOTATION`] (comma-separated).
 pub fn parse_added(annotation: Option<&str>) -> Vec<String> {
@@ -47,7 +54,8 @@ pub struct Observed<'a> {
     /// The secret to write, or None while no token is available (nothing is written,
     /// nothing that exists is removed for that reason).
     pub desired: Option<&'a DesiredSecret>,
-    /// Fingerprint last applied per namespace by this process.
+    /// Fingerprint last applied per namespace UID by this process, for the
+    /// namespaces not yet due for a re-assertion (drift repair).
     pub applied: &'a BTreeMap<String, u64>,
     /// The EcrRegistry is being deleted: undo everything.
     pub deleting: bool,
@@ -74,7 +82,7 @@ pub struct ServiceAccountChange {
 pub struct Plan {
     /// Selected namespaces, sorted (terminating ones left out).
     pub selected: Vec<String>,
-    /// Namespaces whose secret must be written.
+    /// Namespaces whose secret must be written (or re-asserted).
     pub apply: Vec<String>,
     /// Managed secrets to remove.
     pub remove: Vec<SecretRemoval>,
@@ -95,7 +103,11 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
         .secret_name
         .clone()
         .unwrap_or_else(|| secret_name.clone());
-    let matcher = NamespaceMatcher::new(&registry.spec.namespaces)?;
+    // Deletion needs no selector: a bad one never blocks it.
+    let matcher = match observed.deleting {
+        true => None,
+        false => Some(NamespaceMatcher::new(&registry.spec.namespaces)?),
+    };
     let managed: BTreeSet<&str> = status
         .managed_namespaces
         .iter()
@@ -110,7 +122,8 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
     let mut p = Plan::default();
     let mut writable = BTreeSet::new();
     for ns in observed.namespaces {
-        if observed.deleting || ns.terminating || !matcher.matches(ns) {
+        let selected = matcher.as_ref().is_some_and(|m| m.matches(ns));
+        if ns.terminating || !selected {
             continue;
         }
         p.selected.push(ns.name.clone());
@@ -127,7 +140,7 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
         writable.insert(ns.name.as_str());
         match observed.desired {
             Some(d)
-                if observed.applied.get(&ns.name) != Some(&d.fingerprint)
+                if observed.applied.get(&ns.uid) != Some(&d.fingerprint)
                     || secret_name != old_secret_name =>
             {
                 p.apply.push(ns.name.clone())
@@ -162,23 +175,38 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
         .iter()
         .map(String::as_str)
         .collect();
+    let name = registry.metadata.name.clone().unwrap_or_default();
     for sa in observed.service_accounts {
-        let wanted = writable.contains(sa.namespace.as_str())
+        let ns = sa.namespace.as_str();
+        let wanted = writable.contains(ns)
             && wanted_sas.contains(sa.name.as_str())
-            && (observed.desired.is_some() || managed.contains(sa.namespace.as_str()));
+            && (observed.desired.is_some() || managed.contains(ns));
+        // Bare 0.1 entries are ours only where we select or selected.
+        let legacy_ours = writable.contains(ns) || managed.contains(ns);
+        let ours = |entry: &str, secret: &str| {
+            entry == own_entry(&name, secret) || (legacy_ours && entry == secret)
+        };
         let mut secrets = sa.image_pull_secrets.clone();
         let mut added = sa.added_by_operator.clone();
-        if old_secret_name != secret_name && added.contains(&old_secret_name) {
+        if old_secret_name != secret_name && added.iter().any(|e| ours(e, &old_secret_name)) {
             secrets.retain(|s| *s != old_secret_name);
-            added.retain(|s| *s != old_secret_name);
+            added.retain(|e| !ours(e, &old_secret_name));
         }
         let has = secrets.contains(&secret_name);
-        if wanted && !has {
-            secrets.push(secret_name.clone());
-            added.push(secret_name.clone());
-        } else if !wanted && has && added.contains(&secret_name) {
+        let mine = added.iter().any(|e| ours(e, &secret_name));
+        let own = own_entry(&name, &secret_name);
+        if wanted && (!has || mine) {
+            if !has {
+                secrets.push(secret_name.clone());
+            }
+            // Recorded (or rewritten from a bare 0.1 entry) as this registry's own.
+            if !added.contains(&own) {
+                added.retain(|e| !ours(e, &secret_name));
+                added.push(own);
+            }
+        } else if !wanted && mine {
             secrets.retain(|s| *s != secret_name);
-            added.retain(|s| *s != secret_name);
+            added.retain(|e| !ours(e, &secret_name));
         }
         if secrets != sa.image_pull_secrets || added != sa.added_by_operator {
             p.service_accounts.push(ServiceAccountChange {
@@ -263,6 +291,7 @@ mod tests {
     fn ns(name: &str, on: bool) -> ObservedNamespace {
         ObservedNamespace {
             name: name.into(),
+            uid: uid(name),
             labels: if on {
                 [("ecr".to_string(), "on".to_string())].into()
             } else {
@@ -270,6 +299,10 @@ mod tests {
             },
             terminating: false,
         }
+    }
+
+    fn uid(ns: &str) -> String {
+        format!("uid-{ns}")
     }
 
     fn desired(r: &EcrRegistry) -> DesiredSecret {
@@ -305,8 +338,8 @@ mod tests {
         let p = plan(&observed(&r, &nss, &[], Some(&d), &applied)).unwrap();
         assert_eq!(p.selected, ["a", "c"]);
         assert_eq!(p.apply, ["a", "c"]);
-        applied.insert("a".to_string(), d.fingerprint);
-        applied.insert("c".to_string(), d.fingerprint);
+        applied.insert(uid("a"), d.fingerprint);
+        applied.insert(uid("c"), d.fingerprint);
         let p = plan(&observed(&r, &nss, &[], Some(&d), &applied)).unwrap();
         assert!(p.apply.is_empty() && p.remove.is_empty(), "{p:?}");
     }
@@ -319,7 +352,7 @@ mod tests {
         });
         let d = desired(&r);
         let nss = [ns("a", true), ns("b", false)];
-        let applied = BTreeMap::from([("a".to_string(), d.fingerprint)]);
+        let applied = BTreeMap::from([(uid("a"), d.fingerprint)]);
         let p = plan(&observed(&r, &nss, &[], Some(&d), &applied)).unwrap();
         assert_eq!(
             p.remove,
@@ -409,7 +442,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.service_accounts.len(), 1);
         assert_eq!(p.service_accounts[0].image_pull_secrets, ["mine", "reg"]);
-        assert_eq!(p.service_accounts[0].added_by_operator, ["reg"]);
+        assert_eq!(p.service_accounts[0].added_by_operator, ["reg/reg"]);
     }
 
     #[test]
@@ -449,7 +482,7 @@ mod tests {
             added_by_operator: vec!["old".into()],
             ..Default::default()
         };
-        let applied = BTreeMap::from([("a".to_string(), d.fingerprint)]);
+        let applied = BTreeMap::from([(uid("a"), d.fingerprint)]);
         let p = plan(&observed(&r, &[ns("a", true)], &[sa], Some(&d), &applied)).unwrap();
         assert_eq!(p.apply, ["a"]);
         assert_eq!(p.remove[0].name, "old");

@@ -26,6 +26,8 @@ pub struct Pass {
     pub namespace_failures: bool,
     /// When the token is due for a refresh.
     pub next_refresh: Option<jiff::Timestamp>,
+    /// When the next managed secrets are due to be re-asserted.
+    pub next_resync: Option<jiff::Timestamp>,
     pub now: jiff::Timestamp,
 }
 
@@ -33,7 +35,11 @@ pub fn after(pass: &Pass) -> Requeue {
     if pass.transient_error || pass.namespace_failures {
         return Requeue::Backoff;
     }
-    match (pass.next_refresh, pass.lasting_error) {
+    let next = match (pass.next_refresh, pass.next_resync) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    match (next, pass.lasting_error) {
         (Some(at), false) => {
             let wait = at
                 .duration_since(pass.now)
@@ -55,6 +61,7 @@ mod tests {
             lasting_error: false,
             namespace_failures: false,
             next_refresh: Some(now + jiff::SignedDuration::from_secs(60)),
+            next_resync: None,
             now,
         }
     }
@@ -69,6 +76,15 @@ mod tests {
         let mut p = pass();
         p.next_refresh = Some(p.now - jiff::SignedDuration::from_secs(5));
         assert_eq!(after(&p), Requeue::After(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_resync_due_before_the_refresh_comes_first() {
+        let mut p = pass();
+        p.next_resync = Some(p.now + jiff::SignedDuration::from_secs(10));
+        assert_eq!(after(&p), Requeue::After(Duration::from_secs(10)));
+        p.next_refresh = None;
+        assert_eq!(after(&p), Requeue::After(Duration::from_secs(10)));
     }
 
     #[test]

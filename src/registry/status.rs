@@ -25,6 +25,9 @@ pub struct StatusInput<'a> {
     pub outcome: &'a SyncOutcome,
     /// The token now in the secrets, if any.
     pub token: Option<&'a AuthToken>,
+    /// The token is written into namespaces (after a failed refresh: it is still
+    /// far enough from expiry).
+    pub serving: bool,
     pub hosts: &'a [String],
     pub next_refresh: Option<jiff::Timestamp>,
     /// Why no token could be fetched, or why the spec is unusable.
@@ -51,25 +54,23 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
         .collect();
     failures.sort();
     let failed_count = failures.len();
-    failures.truncate(MAX_FAILURES);
 
+    // Counted on the whole list: a failure past the listed ones is still a failure.
+    let failed: BTreeSet<&str> = failures.iter().map(|f| f.namespace.as_str()).collect();
     let selected = plan.selected.len() as u32;
     let synced = plan
         .selected
         .iter()
-        .filter(|ns| managed.contains(*ns) && !failures.iter().any(|f| &f.namespace == *ns))
+        .filter(|ns| managed.contains(*ns) && !failed.contains(ns.as_str()))
         .count() as u32;
+    failures.truncate(MAX_FAILURES);
 
     let (status, reason, message) = match input.error {
-        Some(e) => {
-            let still_valid = match input.token {
-                Some(t) if t.expires_at > input.now && !managed.is_empty() => {
-                    format!("; existing secrets stay valid until {}", t.expires_at)
-                }
-                _ => String::new(),
-            };
-            ("False", e.reason().to_string(), format!("{e}{still_valid}"))
-        }
+        Some(e) => (
+            "False",
+            e.reason().to_string(),
+            format!("{e}{}", served(input, !managed.is_empty())),
+        ),
         None if failed_count > 0 => {
             let reasons: BTreeSet<&str> = failures.iter().map(|f| f.reason.as_str()).collect();
             let reason = match reasons.len() {
@@ -142,6 +143,26 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
     }
 }
 
+/// What a failed pass still serves, for the Ready message.
+fn served(input: &StatusInput<'_>, has_secrets: bool) -> String {
+    match input.token {
+        Some(t) if input.serving => format!(
+            "; serving the last token to every selected namespace until it expires at {} (in {:#})",
+            t.expires_at,
+            t.expires_at
+                .duration_since(input.now)
+                .round(jiff::Unit::Second)
+                .unwrap_or_default()
+        ),
+        Some(t) if t.expires_at > input.now && has_secrets => {
+            format!("; existing secrets stay valid until {}", t.expires_at)
+        }
+        Some(_) => String::new(),
+        None if matches!(input.error, Some(Error::InvalidSpec(_))) => String::new(),
+        None => "; no token is cached (none was fetched since the operator started), so no namespace gets a secret until this is fixed".into(),
+    }
+}
+
 /// The Ready condition of a status, if any.
 pub fn ready(status: Option<&EcrRegistryStatus>) -> Option<&Condition> {
     status?.conditions.iter().find(|c| c.type_ == READY)
@@ -194,6 +215,7 @@ mod tests {
             plan: &plan,
             outcome: &outcome,
             token: Some(&t),
+            serving: false,
             hosts: &["h".into()],
             next_refresh: None,
             error: None,
@@ -229,6 +251,7 @@ mod tests {
                 plan: &plan,
                 outcome: &SyncOutcome::default(),
                 token: Some(&t),
+                serving: false,
                 hosts: &[],
                 next_refresh: None,
                 error: Some(&err),
@@ -275,6 +298,7 @@ mod tests {
             plan: &plan,
             outcome: &outcome,
             token: None,
+            serving: false,
             hosts: &[],
             next_refresh: None,
             error: None,

@@ -332,7 +332,15 @@ async fn run_controller(client: Client, id: String, operator_ns: String) {
         selector: Some(format!("test={id}")),
         instance: format!("mirror-test-{id}"),
     };
-    if let Err(e) = mirror_controller::run(client, config, aws, std::future::pending()).await {
+    if let Err(e) = mirror_controller::run(
+        client,
+        config,
+        aws,
+        Default::default(),
+        std::future::pending(),
+    )
+    .await
+    {
         panic!("mirror controller stopped: {e}");
     }
 }
