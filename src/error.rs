@@ -44,6 +44,14 @@ pub enum Error {
     Throttled { operation: &'static str },
 
     #[error(
+        "AWS did not answer {operation} in time ({detail}); retrying with backoff: check the endpoint, HTTPS_PROXY/NO_PROXY and AWS's service health"
+    )]
+    Timeout {
+        operation: &'static str,
+        detail: String,
+    },
+
+    #[error(
         "cannot reach AWS for {operation}: {detail}; check network, HTTPS_PROXY/NO_PROXY and endpoint settings"
     )]
     Network {
@@ -87,6 +95,7 @@ impl Error {
             Self::AssumeRoleDenied { .. } => "AssumeRoleDenied",
             Self::EcrAccessDenied { .. } => "EcrAccessDenied",
             Self::Throttled { .. } => "Throttled",
+            Self::Timeout { .. } => "Timeout",
             Self::Network { .. } => "NetworkError",
             Self::Aws { .. } => "AwsError",
             Self::InvalidSpec(_) => "InvalidSpec",
@@ -101,6 +110,7 @@ impl Error {
     pub fn aws_operation(&self) -> Option<&'static str> {
         match self {
             Self::Throttled { operation }
+            | Self::Timeout { operation, .. }
             | Self::Network { operation, .. }
             | Self::Aws { operation, .. } => Some(operation),
             Self::AssumeRoleDenied { .. } => Some("AssumeRole"),
@@ -113,7 +123,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Throttled { .. } | Self::Network { .. } | Self::Aws { .. } | Self::Kube(_)
+            Self::Throttled { .. }
+                | Self::Timeout { .. }
+                | Self::Network { .. }
+                | Self::Aws { .. }
+                | Self::Kube(_)
         )
     }
 }

@@ -5,6 +5,7 @@ use crate::error::Error;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ecr::error::ProvideErrorMetadata;
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -13,6 +14,9 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 #[derive(Debug, PartialEq)]
 pub enum AwsFailure {
     Throttled,
+    Timeout(String),
+    /// A 5xx: it fixes itself.
+    Unavailable(String),
     Network(String),
     Denied(String),
     Other(String),
@@ -25,9 +29,13 @@ impl AwsFailure {
         err: &SdkError<E, HttpResponse>,
     ) -> Self {
         match err {
-            SdkError::DispatchFailure(_)
-            | SdkError::TimeoutError(_)
-            | SdkError::ResponseError(_) => Self::Network(DisplayErrorContext(err).to_string()),
+            SdkError::TimeoutError(_) => Self::Timeout(DisplayErrorContext(err).to_string()),
+            SdkError::DispatchFailure(d) if d.is_timeout() => {
+                Self::Timeout(DisplayErrorContext(err).to_string())
+            }
+            SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                Self::Network(DisplayErrorContext(err).to_string())
+            }
             SdkError::ServiceError(se) => {
                 let code = se.err().code().unwrap_or_default();
                 let status = se.raw().status().as_u16();
@@ -38,6 +46,8 @@ impl AwsFailure {
                 let detail = detail.trim_start_matches(": ").trim().to_string();
                 if code.contains("Throttl") || code == "TooManyRequestsException" || status == 429 {
                     Self::Throttled
+                } else if status >= 500 {
+                    Self::Unavailable(detail)
                 } else if code.starts_with("AccessDenied")
                     || code == "UnrecognizedClientException"
                     || code == "InvalidClientTokenId"
@@ -60,36 +70,47 @@ pub fn ecr_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
 ) -> Error {
     match AwsFailure::of(err) {
         AwsFailure::Throttled => Error::Throttled { operation },
+        AwsFailure::Timeout(detail) => Error::Timeout { operation, detail },
         AwsFailure::Network(detail) => Error::Network { operation, detail },
         AwsFailure::Denied(detail) => Error::EcrAccessDenied { operation, detail },
-        AwsFailure::Other(detail) => Error::Aws { operation, detail },
+        AwsFailure::Unavailable(detail) | AwsFailure::Other(detail) => {
+            Error::Aws { operation, detail }
+        }
     }
 }
 
 /// The error for credentials that could not be resolved; `role` names the role
 /// being assumed (and whether an external ID was given), None for the first link
-/// of the chain (static keys or the operator's own identity).
+/// of the chain (static keys or the operator's own identity). Only "no credentials
+/// configured" and a denial are lasting; throttling, timeouts, 5xx and unknown
+/// provider failures of the operator's own identity (web identity, Pod Identity,
+/// instance metadata) are retried with backoff.
 pub fn credentials_error(e: &CredentialsError, role: Option<(&str, bool)>) -> Error {
+    let operation = if role.is_some() {
+        "AssumeRole"
+    } else {
+        "credentials"
+    };
     let failure = match e {
-        CredentialsError::ProviderError(_) | CredentialsError::Unhandled(_) => {
-            match std::error::Error::source(e)
-                .and_then(|s| s.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>())
-            {
-                Some(sdk) => AwsFailure::of(sdk),
-                None => AwsFailure::Other(DisplayErrorContext(e).to_string()),
-            }
+        CredentialsError::CredentialsNotLoaded(_) => {
+            return Error::NoCredentials {
+                detail: DisplayErrorContext(e).to_string(),
+            };
         }
-        CredentialsError::ProviderTimedOut(_) => AwsFailure::Network(e.to_string()),
-        _ => AwsFailure::Other(DisplayErrorContext(e).to_string()),
+        CredentialsError::ProviderTimedOut(_) => AwsFailure::Timeout(e.to_string()),
+        _ => sts_failure(e).unwrap_or_else(|| {
+            let detail = DisplayErrorContext(e).to_string();
+            match role {
+                Some(_) => AwsFailure::Other(detail),
+                None => AwsFailure::Unavailable(detail),
+            }
+        }),
     };
     match (role, failure) {
-        (_, AwsFailure::Throttled) => Error::Throttled {
-            operation: "AssumeRole",
-        },
-        (_, AwsFailure::Network(detail)) => Error::Network {
-            operation: "AssumeRole",
-            detail,
-        },
+        (_, AwsFailure::Throttled) => Error::Throttled { operation },
+        (_, AwsFailure::Timeout(detail)) => Error::Timeout { operation, detail },
+        (_, AwsFailure::Network(detail)) => Error::Network { operation, detail },
+        (_, AwsFailure::Unavailable(detail)) => Error::Aws { operation, detail },
         (Some((arn, has_external_id)), AwsFailure::Denied(detail) | AwsFailure::Other(detail)) => {
             Error::AssumeRoleDenied {
                 role_arn: arn.to_string(),
@@ -105,4 +126,15 @@ pub fn credentials_error(e: &CredentialsError, role: Option<(&str, bool)>) -> Er
             Error::NoCredentials { detail }
         }
     }
+}
+
+/// The STS call behind a provider's failure, if it was one.
+fn sts_failure(e: &CredentialsError) -> Option<AwsFailure> {
+    let source = std::error::Error::source(e)?;
+    if let Some(sdk) = source.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
+        return Some(AwsFailure::of(sdk));
+    }
+    source
+        .downcast_ref::<SdkError<AssumeRoleWithWebIdentityError, HttpResponse>>()
+        .map(AwsFailure::of)
 }

@@ -2,6 +2,7 @@
 //! fetch. One code path serves the CRD's `spec.auth` and the `token` command.
 
 use crate::aws::auth_token::{AuthToken, Password, decode_authorization_token, effective_expiry};
+use crate::aws::base_config::CREDENTIALS_TIMEOUT;
 use crate::aws::failure::{credentials_error, ecr_error};
 use crate::aws::registry_hosts::account_of_proxy_endpoint;
 use crate::crd::ecr_registry::AssumeRole;
@@ -247,8 +248,16 @@ async fn resolve(
     provider: &SharedCredentialsProvider,
     role: Option<(&str, bool)>,
 ) -> Result<Credentials> {
-    provider
-        .provide_credentials()
-        .await
-        .map_err(|e| credentials_error(&e, role))
+    // Bounded: the default chain's providers have no overall deadline of their own.
+    match tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials()).await {
+        Ok(resolved) => resolved.map_err(|e| credentials_error(&e, role)),
+        Err(_) => Err(Error::Timeout {
+            operation: if role.is_some() {
+                "AssumeRole"
+            } else {
+                "credentials"
+            },
+            detail: format!("no credentials after {CREDENTIALS_TIMEOUT:?}"),
+        }),
+    }
 }

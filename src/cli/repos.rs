@@ -143,7 +143,12 @@ fn describe_error(failure: AwsFailure) -> anyhow::Error {
         AwsFailure::Network(detail) => anyhow::anyhow!(
             "cannot reach AWS for DescribeRepositories: {detail}; check network, HTTPS_PROXY/NO_PROXY and AWS_ENDPOINT_URL"
         ),
-        AwsFailure::Other(detail) => anyhow::anyhow!("AWS error on DescribeRepositories: {detail}"),
+        AwsFailure::Timeout(detail) => anyhow::anyhow!(
+            "AWS did not answer DescribeRepositories in time ({detail}); check the endpoint and HTTPS_PROXY/NO_PROXY, then try again"
+        ),
+        AwsFailure::Unavailable(detail) | AwsFailure::Other(detail) => {
+            anyhow::anyhow!("AWS error on DescribeRepositories: {detail}")
+        }
     }
 }
 

@@ -59,6 +59,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = ecr_operator::runtime::kube_client::client(metrics.clone())
         .await
         .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
+    check_namespace(&client, &args.namespace).await?;
     let aws = ecr_operator::aws::base_config::load().await;
     let identity = args
         .pod_name
@@ -149,6 +150,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             tracing::error!(error = %e, "stopping");
             Err(e.into())
         }
+    }
+}
+
+/// The operator's namespace must exist: its credential Secrets and Lease live
+/// there. Checked with a list by name (the operator may list namespaces, not get
+/// them); a failed check is left to the controllers to report.
+async fn check_namespace(client: &kube::Client, namespace: &str) -> anyhow::Result<()> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+    let by_name = kube::api::ListParams::default().fields(&format!("metadata.name={namespace}"));
+    match api.list_metadata(&by_name).await {
+        Ok(list) if list.items.is_empty() => anyhow::bail!(
+            "the operator's namespace {namespace:?} does not exist: create it (`kubectl create namespace {namespace}`) or pass --namespace / POD_NAMESPACE"
+        ),
+        _ => Ok(()),
     }
 }
 

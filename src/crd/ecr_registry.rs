@@ -199,7 +199,7 @@ pub struct SecretTemplate {
 
 /// Which namespaces get the secret: those named or matching the selector (or all
 /// namespaces when neither is given), minus the excluded ones.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 pub struct NamespaceSelection {
     /// Namespaces selected by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -208,6 +208,8 @@ pub struct NamespaceSelection {
 
     /// Namespaces selected by their labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.matchExpressions) || self.matchExpressions.all(e, e.operator in ['In', 'NotIn', 'Exists', 'DoesNotExist'])").message("spec.namespaces.selector.matchExpressions[].operator: must be In, NotIn, Exists or DoesNotExist"))]
+    #[x_kube(validation = Rule::new("!has(self.matchExpressions) || self.matchExpressions.all(e, (e.operator in ['In', 'NotIn']) == (has(e.values) && size(e.values) > 0))").message("spec.namespaces.selector.matchExpressions[].values: In and NotIn need at least one value, Exists and DoesNotExist take none"))]
     pub selector: Option<LabelSelector>,
 
     /// Namespaces never selected, whatever names and selector say.

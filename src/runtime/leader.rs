@@ -22,7 +22,7 @@ pub struct LeaseSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error(
-        "leader election: cannot use Lease {namespace}/{name}: {source}; check that the namespace exists and the operator may get, create and update Leases there"
+        "leader election: cannot use Lease {namespace}/{name}; check that the namespace exists and the operator may get, create and update Leases there"
     )]
     Setup {
         namespace: String,
@@ -30,7 +30,7 @@ pub enum LeaderError {
         #[source]
         source: LeaseManagerError,
     },
-    #[error("leader election: {0}")]
+    #[error("leader election failed")]
     Election(#[source] LeaseManagerError),
     #[error("lost the leader lease to another replica")]
     Lost,

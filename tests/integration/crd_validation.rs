@@ -90,6 +90,24 @@ async fn invalid_specs_are_refused_with_the_field_named() {
             "spec.endpoints",
         ),
         (
+            "unknown selector operator",
+            names.ns("9"),
+            json!({"region": "us-east-1", "namespaces": {"selector": {"matchExpressions": [{"key": "team", "operator": "Equals", "values": ["a"]}]}}}),
+            "spec.namespaces.selector.matchExpressions[].operator",
+        ),
+        (
+            "In without values",
+            names.ns("10"),
+            json!({"region": "us-east-1", "namespaces": {"selector": {"matchExpressions": [{"key": "team", "operator": "In"}]}}}),
+            "spec.namespaces.selector.matchExpressions[].values",
+        ),
+        (
+            "Exists with values",
+            names.ns("11"),
+            json!({"region": "us-east-1", "namespaces": {"selector": {"matchExpressions": [{"key": "team", "operator": "Exists", "values": ["a"]}]}}}),
+            "spec.namespaces.selector.matchExpressions[].values",
+        ),
+        (
             "name of 64+ characters",
             long_name,
             json!({"region": "us-east-1"}),
