@@ -50,12 +50,7 @@ pub struct RunArgs {
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let readiness = Arc::new(Readiness::default());
-    let listener = tokio::net::TcpListener::bind(&args.admin_addr)
-        .await
-        .with_context(|| format!("--admin-addr {}: cannot listen", args.admin_addr))?;
-    let router = admin::router(metrics.clone(), readiness.clone());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-
+    serve_admin(&args.admin_addr, metrics.clone(), readiness.clone()).await?;
     let client = ecr_operator::runtime::kube_client::client(metrics.clone())
         .await
         .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
@@ -65,56 +60,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .pod_name
         .clone()
         .unwrap_or_else(|| format!("ecr-operator-{}", std::process::id()));
-    let config = controller::Config {
-        operator_namespace: args.namespace.clone(),
-        registry_selector: args.registry_selector.clone(),
-        instance: identity.clone(),
-        resync_interval: args.resync_interval,
-    };
+    let stop = stop_signal();
 
-    // One flag for "stop": set by SIGTERM/SIGINT, awaited by every task.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let stopped = |rx: &watch::Receiver<bool>| {
-        let mut rx = rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    };
-
-    // Futures are lazy: nothing runs until the branch below awaits it.
+    // Futures are lazy: nothing runs until leadership (or its absence) awaits it.
     let telemetry = Telemetry {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     };
-    let mirrors = args.image.clone().map(|image| {
-        let config = mirror_controller::MirrorConfig {
-            operator_namespace: config.operator_namespace.clone(),
-            image,
-            selector: config.registry_selector.clone(),
-            instance: config.instance.clone(),
-        };
-        mirror_controller::run(
-            client.clone(),
-            config,
-            aws.clone(),
-            metrics.clone(),
-            stopped(&stop_rx),
-        )
-    });
-    if mirrors.is_none() {
-        tracing::info!("EcrMirror controller off: no --image / ECR_OPERATOR_IMAGE");
-    }
-    let registries = controller::run(client.clone(), config, aws, telemetry, stopped(&stop_rx));
-    let controllers = async move {
-        match mirrors {
-            Some(mirrors) => tokio::try_join!(registries, mirrors).map(|_| ()),
-            None => registries.await,
-        }
-    };
+    let controllers = controllers(&args, &identity, client.clone(), aws, telemetry, &stop);
 
     if !args.leader_elect {
         readiness.set_electing(true);
@@ -140,7 +93,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics.leader.set(i64::from(leading));
         readiness.set_leading(leading);
     };
-    match leader::lead(client, &lease, stopped(&stop_rx), on_leading, controllers).await {
+    match leader::lead(client, &lease, stopped(&stop), on_leading, controllers).await {
         Ok(None) => Ok(()),
         Ok(Some(done)) => {
             tracing::info!("stopped");
@@ -149,6 +102,75 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Err(e) => {
             tracing::error!(error = %e, "stopping");
             Err(e.into())
+        }
+    }
+}
+
+async fn serve_admin(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("--admin-addr {addr}: cannot listen"))?;
+    let router = admin::router(metrics, readiness);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(())
+}
+
+/// One flag for "stop": set by SIGTERM/SIGINT, awaited by every task.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    stop_rx
+}
+
+fn stopped(
+    rx: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + Sync + use<> {
+    let mut rx = rx.clone();
+    async move {
+        let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// Both controllers as one future; the EcrMirror one only with an image for its Jobs.
+fn controllers(
+    args: &RunArgs,
+    identity: &str,
+    client: kube::Client,
+    aws: aws_config::SdkConfig,
+    telemetry: Telemetry,
+    stop: &watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ecr_operator::Result<()>> + use<> {
+    let metrics = telemetry.metrics.clone();
+    let mirrors = args.image.clone().map(|image| {
+        let config = mirror_controller::MirrorConfig {
+            operator_namespace: args.namespace.clone(),
+            image,
+            selector: args.registry_selector.clone(),
+            instance: identity.to_string(),
+        };
+        mirror_controller::run(client.clone(), config, aws.clone(), metrics, stopped(stop))
+    });
+    if mirrors.is_none() {
+        tracing::info!("EcrMirror controller off: no --image / ECR_OPERATOR_IMAGE");
+    }
+    let config = controller::Config {
+        operator_namespace: args.namespace.clone(),
+        registry_selector: args.registry_selector.clone(),
+        instance: identity.to_string(),
+        resync_interval: args.resync_interval,
+    };
+    let registries = controller::run(client, config, aws, telemetry, stopped(stop));
+    async move {
+        match mirrors {
+            Some(mirrors) => tokio::try_join!(registries, mirrors).map(|_| ()),
+            None => registries.await,
         }
     }
 }

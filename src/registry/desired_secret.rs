@@ -68,7 +68,7 @@ pub fn for_token(
         Some(_) => still_servable(t, now),
     };
     let desired = match token {
-        Some(t) if servable(t) && !hosts.is_empty() => Some(DesiredSecret::new(
+        Some(t) if servable(t) => Some(DesiredSecret::new(
             registry,
             DockerConfig::for_token(t, &hosts).to_json(),
             t.expires_at,
@@ -154,5 +154,85 @@ impl DesiredSecret {
             )])),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::auth_token::Password;
+    use crate::crd::ecr_registry::EcrRegistrySpec;
+
+    fn token(fetched_at: jiff::Timestamp, lifetime: jiff::SignedDuration) -> AuthToken {
+        AuthToken {
+            username: "AWS".into(),
+            password: Password::new("pw"),
+            account: Some("123456789012".into()),
+            fetched_at,
+            expires_at: fetched_at + lifetime,
+            expiry_adjusted: false,
+        }
+    }
+
+    fn registry() -> EcrRegistry {
+        let mut r = EcrRegistry::new(
+            "reg",
+            EcrRegistrySpec {
+                region: "us-east-1".into(),
+                endpoints: vec![crate::crd::ecr_registry::Endpoint::Standard],
+                ..Default::default()
+            },
+        );
+        r.metadata.uid = Some("uid-1".into());
+        r
+    }
+
+    #[test]
+    fn a_token_is_served_after_a_failed_refresh_until_its_margin() {
+        let t0 = jiff::Timestamp::from_second(1_000_000).unwrap();
+        let hours = |h| jiff::SignedDuration::from_hours(h);
+        let mins = |m| jiff::SignedDuration::from_mins(m);
+        let twelve = token(t0, hours(12));
+        assert!(still_servable(&twelve, t0 + hours(11)));
+        assert!(!still_servable(&twelve, t0 + hours(12) - mins(29)));
+        // A one-minute token (as on the test bed): served while 15 s are left.
+        let short = token(t0, jiff::SignedDuration::from_secs(60));
+        assert!(still_servable(
+            &short,
+            t0 + jiff::SignedDuration::from_secs(20)
+        ));
+        assert!(!still_servable(
+            &short,
+            t0 + jiff::SignedDuration::from_secs(50)
+        ));
+    }
+
+    #[test]
+    fn a_throttled_refresh_still_builds_the_secret_a_bad_spec_does_not() {
+        let t0 = jiff::Timestamp::from_second(1_000_000).unwrap();
+        let t = token(t0, jiff::SignedDuration::from_hours(12));
+        let r = registry();
+        let throttled = Some(Error::Throttled {
+            operation: "GetAuthorizationToken",
+        });
+        let step = for_token(
+            &r,
+            Some(&t),
+            throttled,
+            t0 + jiff::SignedDuration::from_hours(1),
+        );
+        assert!(step.desired.is_some() && step.error.is_some());
+        let late = for_token(
+            &r,
+            Some(&t),
+            Some(Error::Throttled {
+                operation: "GetAuthorizationToken",
+            }),
+            t0 + jiff::SignedDuration::from_hours(12),
+        );
+        assert!(late.desired.is_none());
+        let bad = for_token(&r, Some(&t), Some(Error::InvalidSpec("x".into())), t0);
+        assert!(bad.desired.is_none());
+        assert_eq!(step.hosts, ["123456789012.dkr.ecr.us-east-1.amazonaws.com"]);
     }
 }

@@ -95,32 +95,58 @@ pub struct Plan {
     pub conflicts: Vec<NamespaceFailure>,
 }
 
+/// The names a plan is made with.
+struct Names<'a> {
+    registry: String,
+    secret: String,
+    /// The secret's name when last written (differs after a rename).
+    old_secret: String,
+    /// Namespaces the registry wrote to (status and this process's memory).
+    managed: BTreeSet<&'a str>,
+    /// Selected namespaces it may write to (no other registry's claim).
+    writable: BTreeSet<&'a str>,
+}
+
 pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
     let registry = observed.registry;
-    let status = registry.status.clone().unwrap_or_default();
-    let secret_name = registry.secret_name();
-    let old_secret_name = status
-        .secret_name
-        .clone()
-        .unwrap_or_else(|| secret_name.clone());
+    let status = registry.status.as_ref();
+    let secret = registry.secret_name();
+    let mut names = Names {
+        registry: registry.metadata.name.clone().unwrap_or_default(),
+        old_secret: status
+            .and_then(|s| s.secret_name.clone())
+            .unwrap_or_else(|| secret.clone()),
+        secret,
+        managed: status
+            .iter()
+            .flat_map(|s| &s.managed_namespaces)
+            .map(String::as_str)
+            .collect(),
+        writable: BTreeSet::new(),
+    };
+    let mut p = Plan::default();
+    plan_secrets(observed, &mut names, &mut p)?;
+    plan_removals(observed, &names, &mut p);
+    for sa in observed.service_accounts {
+        if let Some(change) = plan_service_account(observed, &names, sa) {
+            p.service_accounts.push(change);
+        }
+    }
+    Ok(p)
+}
+
+/// The selected namespaces and which of them need a write.
+fn plan_secrets<'a>(
+    observed: &Observed<'a>,
+    names: &mut Names<'a>,
+    p: &mut Plan,
+) -> Result<(), String> {
     // Deletion needs no selector: a bad one never blocks it.
     let matcher = match observed.deleting {
         true => None,
-        false => Some(NamespaceMatcher::new(&registry.spec.namespaces)?),
+        false => Some(NamespaceMatcher::new(&observed.registry.spec.namespaces)?),
     };
-    let managed: BTreeSet<&str> = status
-        .managed_namespaces
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let existing: BTreeMap<&str, &ObservedNamespace> = observed
-        .namespaces
-        .iter()
-        .map(|ns| (ns.name.as_str(), ns))
-        .collect();
-
-    let mut p = Plan::default();
-    let mut writable = BTreeSet::new();
+    let renamed = names.secret != names.old_secret;
     for ns in observed.namespaces {
         let selected = matcher.as_ref().is_some_and(|m| m.matches(ns));
         if ns.terminating || !selected {
@@ -132,27 +158,34 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
                 namespace: ns.name.clone(),
                 reason: "SecretConflict".into(),
                 message: format!(
-                    "EcrRegistry {other} already writes a secret named {secret_name} here; give one of them another spec.secret.name"
+                    "EcrRegistry {other} already writes a secret named {} here; give one of them another spec.secret.name",
+                    names.secret
                 ),
             });
             continue;
         }
-        writable.insert(ns.name.as_str());
+        names.writable.insert(ns.name.as_str());
         match observed.desired {
-            Some(d)
-                if observed.applied.get(&ns.uid) != Some(&d.fingerprint)
-                    || secret_name != old_secret_name =>
-            {
+            Some(d) if observed.applied.get(&ns.uid) != Some(&d.fingerprint) || renamed => {
                 p.apply.push(ns.name.clone())
             }
-            _ if managed.contains(ns.name.as_str()) => p.keep.push(ns.name.clone()),
+            _ if names.managed.contains(ns.name.as_str()) => p.keep.push(ns.name.clone()),
             _ => {}
         }
     }
     p.selected.sort();
     p.apply.sort();
+    Ok(())
+}
 
-    for ns in &managed {
+/// Secrets to remove where the registry no longer writes, and namespaces to forget.
+fn plan_removals(observed: &Observed<'_>, names: &Names<'_>, p: &mut Plan) {
+    let existing: BTreeMap<&str, &ObservedNamespace> = observed
+        .namespaces
+        .iter()
+        .map(|ns| (ns.name.as_str(), ns))
+        .collect();
+    for ns in &names.managed {
         // A namespace that is gone took its secret with it; a terminating one will.
         let Some(observed_ns) = existing.get(ns) else {
             p.forget.push(ns.to_string());
@@ -161,64 +194,63 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
         if observed_ns.terminating {
             continue;
         }
-        if !writable.contains(ns) || old_secret_name != secret_name {
+        if !names.writable.contains(ns) || names.old_secret != names.secret {
             p.remove.push(SecretRemoval {
                 namespace: ns.to_string(),
-                name: old_secret_name.clone(),
+                name: names.old_secret.clone(),
             });
         }
     }
+}
 
-    let wanted_sas: BTreeSet<&str> = registry
-        .spec
-        .service_accounts
-        .iter()
-        .map(String::as_str)
-        .collect();
-    let name = registry.metadata.name.clone().unwrap_or_default();
-    for sa in observed.service_accounts {
-        let ns = sa.namespace.as_str();
-        let wanted = writable.contains(ns)
-            && wanted_sas.contains(sa.name.as_str())
-            && (observed.desired.is_some() || managed.contains(ns));
-        // Bare 0.1 entries are ours only where we select or selected.
-        let legacy_ours = writable.contains(ns) || managed.contains(ns);
-        let ours = |entry: &str, secret: &str| {
-            entry == own_entry(&name, secret) || (legacy_ours && entry == secret)
-        };
-        let mut secrets = sa.image_pull_secrets.clone();
-        let mut added = sa.added_by_operator.clone();
-        if old_secret_name != secret_name && added.iter().any(|e| ours(e, &old_secret_name)) {
-            secrets.retain(|s| *s != old_secret_name);
-            added.retain(|e| !ours(e, &old_secret_name));
-        }
-        let has = secrets.contains(&secret_name);
-        let mine = added.iter().any(|e| ours(e, &secret_name));
-        let own = own_entry(&name, &secret_name);
-        if wanted && (!has || mine) {
-            if !has {
-                secrets.push(secret_name.clone());
-            }
-            // Recorded (or rewritten from a bare 0.1 entry) as this registry's own.
-            if !added.contains(&own) {
-                added.retain(|e| !ours(e, &secret_name));
-                added.push(own);
-            }
-        } else if !wanted && mine {
-            secrets.retain(|s| *s != secret_name);
-            added.retain(|e| !ours(e, &secret_name));
-        }
-        if secrets != sa.image_pull_secrets || added != sa.added_by_operator {
-            p.service_accounts.push(ServiceAccountChange {
-                namespace: sa.namespace.clone(),
-                name: sa.name.clone(),
-                resource_version: sa.resource_version.clone(),
-                image_pull_secrets: secrets,
-                added_by_operator: added,
-            });
-        }
+/// The ServiceAccount's imagePullSecrets with this registry's entry added where it
+/// is wanted and removed where it is not; other entries are never touched.
+fn plan_service_account(
+    observed: &Observed<'_>,
+    names: &Names<'_>,
+    sa: &ObservedServiceAccount,
+) -> Option<ServiceAccountChange> {
+    let ns = sa.namespace.as_str();
+    let (secret, old) = (&names.secret, &names.old_secret);
+    let wanted = names.writable.contains(ns)
+        && observed.registry.spec.service_accounts.contains(&sa.name)
+        && (observed.desired.is_some() || names.managed.contains(ns));
+    // Bare 0.1 entries are ours only where we select or selected.
+    let legacy_ours = names.writable.contains(ns) || names.managed.contains(ns);
+    let ours = |entry: &str, secret: &str| {
+        entry == own_entry(&names.registry, secret) || (legacy_ours && entry == secret)
+    };
+    let mut secrets = sa.image_pull_secrets.clone();
+    let mut added = sa.added_by_operator.clone();
+    if old != secret && added.iter().any(|e| ours(e, old)) {
+        secrets.retain(|s| s != old);
+        added.retain(|e| !ours(e, old));
     }
-    Ok(p)
+    let has = secrets.contains(secret);
+    let mine = added.iter().any(|e| ours(e, secret));
+    let own = own_entry(&names.registry, secret);
+    if wanted && (!has || mine) {
+        if !has {
+            secrets.push(secret.clone());
+        }
+        // Recorded (or rewritten from a bare 0.1 entry) as this registry's own.
+        if !added.contains(&own) {
+            added.retain(|e| !ours(e, secret));
+            added.push(own);
+        }
+    } else if !wanted && mine {
+        secrets.retain(|s| s != secret);
+        added.retain(|e| !ours(e, secret));
+    }
+    (secrets != sa.image_pull_secrets || added != sa.added_by_operator).then(|| {
+        ServiceAccountChange {
+            namespace: sa.namespace.clone(),
+            name: sa.name.clone(),
+            resource_version: sa.resource_version.clone(),
+            image_pull_secrets: secrets,
+            added_by_operator: added,
+        }
+    })
 }
 
 /// For each EcrRegistry, the namespaces where an older registry (by creation time,
@@ -443,6 +475,102 @@ mod tests {
         assert_eq!(p.service_accounts.len(), 1);
         assert_eq!(p.service_accounts[0].image_pull_secrets, ["mine", "reg"]);
         assert_eq!(p.service_accounts[0].added_by_operator, ["reg/reg"]);
+    }
+
+    fn sa(ns: &str, secrets: &[&str], added: &[&str]) -> ObservedServiceAccount {
+        ObservedServiceAccount {
+            namespace: ns.into(),
+            name: "default".into(),
+            image_pull_secrets: secrets.iter().map(|s| s.to_string()).collect(),
+            added_by_operator: added.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn another_registrys_entry_is_never_removed() {
+        // The write storm of 0.1: two registries, one secret name, disjoint namespaces.
+        let r = registry(Default::default());
+        let d = desired(&r);
+        let theirs = sa("b", &["reg"], &["other/reg"]);
+        let p = plan(&observed(
+            &r,
+            &[ns("a", true), ns("b", false)],
+            &[theirs],
+            Some(&d),
+            &BTreeMap::new(),
+        ))
+        .unwrap();
+        assert!(p.service_accounts.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_bare_entry_of_0_1_is_ours_only_where_we_select_or_selected() {
+        let r = registry(EcrRegistryStatus {
+            managed_namespaces: vec!["a".into()],
+            ..Default::default()
+        });
+        let d = desired(&r);
+        let nss = [ns("a", true), ns("b", false)];
+        let sas = [sa("a", &["reg"], &["reg"]), sa("b", &["reg"], &["reg"])];
+        let p = plan(&observed(&r, &nss, &sas, Some(&d), &BTreeMap::new())).unwrap();
+        // Rewritten as this registry's own in "a"; "b" was never ours: untouched.
+        assert_eq!(p.service_accounts.len(), 1, "{p:?}");
+        assert_eq!(p.service_accounts[0].namespace, "a");
+        assert_eq!(p.service_accounts[0].image_pull_secrets, ["reg"]);
+        assert_eq!(p.service_accounts[0].added_by_operator, ["reg/reg"]);
+    }
+
+    #[test]
+    fn an_entry_already_recorded_as_ours_is_left_as_it_is() {
+        let r = registry(Default::default());
+        let d = desired(&r);
+        let settled = sa("a", &["x", "reg", "y"], &["z/q", "reg/reg", "w/v"]);
+        let p = plan(&observed(
+            &r,
+            &[ns("a", true)],
+            &[settled],
+            Some(&d),
+            &BTreeMap::new(),
+        ))
+        .unwrap();
+        assert!(p.service_accounts.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn a_recreated_namespace_is_written_again() {
+        let r = registry(Default::default());
+        let d = desired(&r);
+        let applied = BTreeMap::from([(uid("a"), d.fingerprint)]);
+        let mut recreated = ns("a", true);
+        recreated.uid = "uid-a-2".into();
+        let p = plan(&observed(&r, &[recreated], &[], Some(&d), &applied)).unwrap();
+        assert_eq!(p.apply, ["a"]);
+    }
+
+    #[test]
+    fn a_bad_selector_fails_planning_but_never_deletion() {
+        let mut r = registry(EcrRegistryStatus {
+            managed_namespaces: vec!["a".into()],
+            ..Default::default()
+        });
+        r.spec.namespaces.selector = Some(LabelSelector {
+            match_expressions: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                    key: "team".into(),
+                    operator: "Equals".into(),
+                    values: None,
+                },
+            ]),
+            ..Default::default()
+        });
+        let nss = [ns("a", true)];
+        let err = plan(&observed(&r, &nss, &[], None, &BTreeMap::new())).unwrap_err();
+        assert!(err.contains("spec.namespaces.selector"), "{err}");
+        let none = BTreeMap::new();
+        let mut o = observed(&r, &nss, &[], None, &none);
+        o.deleting = true;
+        assert_eq!(plan(&o).unwrap().remove.len(), 1);
     }
 
     #[test]

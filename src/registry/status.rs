@@ -4,6 +4,7 @@ use crate::aws::auth_token::AuthToken;
 use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus, NamespaceCounts, NamespaceFailure};
 use crate::error::Error;
 use crate::registry::plan::Plan;
+use crate::runtime::conditions::{condition, find};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use std::collections::BTreeSet;
 
@@ -65,62 +66,25 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
         .count() as u32;
     failures.truncate(MAX_FAILURES);
 
-    let (status, reason, message) = match input.error {
-        Some(e) => (
-            "False",
-            e.reason().to_string(),
-            format!("{e}{}", served(input, !managed.is_empty())),
-        ),
-        None if failed_count > 0 => {
-            let reasons: BTreeSet<&str> = failures.iter().map(|f| f.reason.as_str()).collect();
-            let reason = match reasons.len() {
-                1 => reasons.into_iter().next().unwrap_or_default().to_string(),
-                _ => "PartialSync".to_string(),
-            };
-            let names: Vec<&str> = failures
-                .iter()
-                .take(5)
-                .map(|f| f.namespace.as_str())
-                .collect();
-            (
-                "False",
-                reason,
-                format!(
-                    "{failed_count} of {selected} selected namespaces failed ({}{}); see status.failures",
-                    names.join(", "),
-                    if failed_count > names.len() {
-                        ", ..."
-                    } else {
-                        ""
-                    }
-                ),
-            )
-        }
-        None => (
-            "True",
-            "Synced".to_string(),
-            format!(
-                "secret {} holds a valid token in {synced} of {selected} selected namespaces",
-                input.registry.secret_name()
-            ),
-        ),
+    let counts = NamespaceCounts {
+        selected,
+        synced,
+        summary: format!("{synced}/{selected}"),
     };
-    let previous_ready = prev.conditions.iter().find(|c| c.type_ == READY);
-    let last_transition_time = match previous_ready {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => Time(input.now),
-    };
+    let (status, reason, message) =
+        ready_condition(input, &failures, failed_count, &counts, !managed.is_empty());
     let generation = input.registry.metadata.generation;
     EcrRegistryStatus {
         observed_generation: generation,
-        conditions: vec![Condition {
-            type_: READY.into(),
-            status: status.into(),
+        conditions: vec![condition(
+            &prev.conditions,
+            READY,
+            status,
             reason,
             message,
-            last_transition_time,
-            observed_generation: generation,
-        }],
+            generation,
+            input.now,
+        )],
         registries: if input.hosts.is_empty() {
             prev.registries
         } else {
@@ -132,15 +96,54 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
             .map(|t| Time(t.fetched_at))
             .or(prev.last_refresh_time),
         next_refresh_time: input.next_refresh.map(Time),
-        namespaces: Some(NamespaceCounts {
-            selected,
-            synced,
-            summary: format!("{synced}/{selected}"),
-        }),
+        namespaces: Some(counts),
         secret_name: (!managed.is_empty()).then(|| input.registry.secret_name()),
         managed_namespaces: managed.into_iter().collect(),
         failures,
     }
+}
+
+/// Ready's status, reason and message: the token step's error first, then the
+/// namespaces that failed, else Synced.
+fn ready_condition(
+    input: &StatusInput<'_>,
+    failures: &[NamespaceFailure],
+    failed_count: usize,
+    counts: &NamespaceCounts,
+    has_secrets: bool,
+) -> (&'static str, String, String) {
+    let (selected, synced) = (counts.selected, counts.synced);
+    if let Some(e) = input.error {
+        let message = format!("{e}{}", served(input, has_secrets));
+        return ("False", e.reason().to_string(), message);
+    }
+    if failed_count == 0 {
+        let message = format!(
+            "secret {} holds a valid token in {synced} of {selected} selected namespaces",
+            input.registry.secret_name()
+        );
+        return ("True", "Synced".to_string(), message);
+    }
+    let reasons: BTreeSet<&str> = failures.iter().map(|f| f.reason.as_str()).collect();
+    let reason = match reasons.len() {
+        1 => reasons.into_iter().next().unwrap_or_default().to_string(),
+        _ => "PartialSync".to_string(),
+    };
+    let names: Vec<&str> = failures
+        .iter()
+        .take(5)
+        .map(|f| f.namespace.as_str())
+        .collect();
+    let more = if failed_count > names.len() {
+        ", ..."
+    } else {
+        ""
+    };
+    let message = format!(
+        "{failed_count} of {selected} selected namespaces failed ({}{more}); see status.failures",
+        names.join(", ")
+    );
+    ("False", reason, message)
 }
 
 /// What a failed pass still serves, for the Ready message.
@@ -165,7 +168,7 @@ fn served(input: &StatusInput<'_>, has_secrets: bool) -> String {
 
 /// The Ready condition of a status, if any.
 pub fn ready(status: Option<&EcrRegistryStatus>) -> Option<&Condition> {
-    status?.conditions.iter().find(|c| c.type_ == READY)
+    find(&status?.conditions, READY)
 }
 
 #[cfg(test)]
@@ -193,6 +196,81 @@ mod tests {
             expires_at: now + crate::aws::auth_token::TOKEN_LIFETIME,
             expiry_adjusted: false,
         }
+    }
+
+    fn failed_pass(
+        r: &EcrRegistry,
+        plan: &Plan,
+        token: Option<&AuthToken>,
+        serving: bool,
+        now: jiff::Timestamp,
+    ) -> EcrRegistryStatus {
+        compute(&StatusInput {
+            registry: r,
+            plan,
+            outcome: &SyncOutcome::default(),
+            token,
+            serving,
+            hosts: &[],
+            next_refresh: None,
+            error: Some(&Error::Throttled {
+                operation: "GetAuthorizationToken",
+            }),
+            now,
+        })
+    }
+
+    #[test]
+    fn a_served_token_and_a_missing_one_are_named_in_ready() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let (r, plan) = (registry(), Plan::default());
+        let t = token(now);
+        let serving = failed_pass(&r, &plan, Some(&t), true, now);
+        let message = &ready(Some(&serving)).unwrap().message;
+        assert!(message.starts_with("AWS throttled"), "{message}");
+        assert!(message.contains("serving the last token"), "{message}");
+        assert!(message.contains("(in 12h)"), "{message}");
+        let none = failed_pass(&r, &plan, None, false, now);
+        let message = &ready(Some(&none)).unwrap().message;
+        assert!(message.contains("no token is cached"), "{message}");
+    }
+
+    #[test]
+    fn synced_never_counts_a_failure_beyond_the_listed_ones() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let all: Vec<String> = (0..30).map(|i| format!("ns-{i:02}")).collect();
+        let mut r = registry();
+        r.status.as_mut().unwrap().managed_namespaces = all.clone();
+        let plan = Plan {
+            selected: all.clone(),
+            keep: all.clone(),
+            ..Default::default()
+        };
+        let outcome = SyncOutcome {
+            failures: all[..25]
+                .iter()
+                .map(|ns| NamespaceFailure {
+                    namespace: ns.clone(),
+                    reason: "ApiError".into(),
+                    message: "boom".into(),
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let t = token(now);
+        let s = compute(&StatusInput {
+            registry: &r,
+            plan: &plan,
+            outcome: &outcome,
+            token: Some(&t),
+            serving: true,
+            hosts: &["h".into()],
+            next_refresh: None,
+            error: None,
+            now,
+        });
+        assert_eq!(s.failures.len(), MAX_FAILURES);
+        assert_eq!(s.namespaces.unwrap().summary, "5/30");
     }
 
     #[test]
