@@ -93,6 +93,26 @@ async fn secrets_follow_the_selection_and_authenticate_a_pull() {
     assert_eq!(status.registries, [HOST]);
     assert_eq!(status.namespaces.unwrap().summary, "1/1");
     assert!(status.expires_at.is_some() && status.next_refresh_time.is_some());
+    // `kubectl get ecrreg` shows what the README says: SYNCED and the expiry time.
+    let out = bed
+        .kubectl()
+        .args(["get", "ecrreg", &names.id, "--no-headers"])
+        .output()
+        .unwrap();
+    let row = String::from_utf8_lossy(&out.stdout).to_string();
+    let expires = status
+        .expires_at
+        .as_ref()
+        .unwrap()
+        .0
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(
+        columns[1..5],
+        ["us-east-1", "True", "1/1", expires.as_str()],
+        "{row}"
+    );
 
     // The default ServiceAccount (made by the controller-manager) gets the entry.
     eventually(15, "default SA patched", || async {
