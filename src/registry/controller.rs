@@ -323,7 +323,10 @@ impl Context {
             now: jiff::Timestamp::now(),
         };
         Ok(match requeue::after(&pass) {
-            Requeue::Backoff => Action::requeue(self.backoff.next(&name)),
+            Requeue::Backoff { at_latest } => {
+                let backoff = self.backoff.next(&name);
+                Action::requeue(at_latest.map_or(backoff, |at| backoff.min(at)))
+            }
             Requeue::After(wait) => {
                 self.backoff.reset(&name);
                 Action::requeue(wait)

@@ -9,8 +9,10 @@ pub const SLOW_RETRY: Duration = Duration::from_secs(300);
 #[derive(Debug, PartialEq)]
 pub enum Requeue {
     /// Something is expected to clear by itself (a throttled call, a failed
-    /// namespace, a conflict the user resolves): retry with per-object backoff.
-    Backoff,
+    /// namespace, a conflict the user resolves): retry with per-object backoff,
+    /// but no later than this (a refresh or re-assertion that is due): a lasting
+    /// conflict in one namespace must not hold up the others.
+    Backoff { at_latest: Option<Duration> },
     /// All done: come back when the token is due for a refresh.
     After(Duration),
 }
@@ -32,20 +34,23 @@ pub struct Pass {
 }
 
 pub fn after(pass: &Pass) -> Requeue {
-    if pass.transient_error || pass.namespace_failures {
-        return Requeue::Backoff;
-    }
     let next = match (pass.next_refresh, pass.next_resync) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    match (next, pass.lasting_error) {
-        (Some(at), false) => {
-            let wait = at
-                .duration_since(pass.now)
-                .max(jiff::SignedDuration::from_secs(1));
-            Requeue::After(Duration::try_from(wait).unwrap_or(Duration::from_secs(1)))
-        }
+    let until_next = next.map(|at| {
+        let wait = at
+            .duration_since(pass.now)
+            .max(jiff::SignedDuration::from_secs(1));
+        Duration::try_from(wait).unwrap_or(Duration::from_secs(1))
+    });
+    if pass.transient_error || pass.namespace_failures {
+        return Requeue::Backoff {
+            at_latest: until_next,
+        };
+    }
+    match (until_next, pass.lasting_error) {
+        (Some(wait), false) => Requeue::After(wait),
         _ => Requeue::After(SLOW_RETRY),
     }
 }
@@ -91,11 +96,26 @@ mod tests {
     fn transient_errors_and_failed_namespaces_back_off() {
         let mut p = pass();
         p.transient_error = true;
-        assert_eq!(after(&p), Requeue::Backoff);
+        p.next_refresh = None;
+        assert_eq!(after(&p), Requeue::Backoff { at_latest: None });
         let mut p = pass();
         p.namespace_failures = true;
         p.lasting_error = true;
-        assert_eq!(after(&p), Requeue::Backoff);
+        p.next_refresh = None;
+        assert_eq!(after(&p), Requeue::Backoff { at_latest: None });
+    }
+
+    #[test]
+    fn a_lasting_conflict_never_delays_the_next_refresh_or_reassertion() {
+        let mut p = pass();
+        p.namespace_failures = true;
+        p.next_resync = Some(p.now + jiff::SignedDuration::from_secs(10));
+        assert_eq!(
+            after(&p),
+            Requeue::Backoff {
+                at_latest: Some(Duration::from_secs(10))
+            }
+        );
     }
 
     #[test]

@@ -14,4 +14,5 @@ mod credentials;
 mod deploy;
 mod ecr_mirror;
 mod registry_behaviour;
+mod registry_truth;
 mod runtime;

@@ -324,7 +324,13 @@ async fn an_aws_outage_keeps_existing_secrets_and_recovers() {
         .unwrap()
         .message
         .clone();
-    assert!(message.contains("stay valid until"), "{message}");
+    // Until when the secrets stay valid: served to new namespaces while far enough
+    // from expiry ("serving the last token ... until"), else "stay valid until".
+    let expires = &before.annotations()["ecr-operator.io/expires-at"];
+    assert!(
+        message.contains("until") && message.contains(expires.as_str()),
+        "{message}"
+    );
     let during = get_secret(&client, &ns, &names.id)
         .await
         .expect("the secret survives the outage");
@@ -342,6 +348,69 @@ async fn an_aws_outage_keeps_existing_secrets_and_recovers() {
         before.annotations()["ecr-operator.io/expires-at"],
         "the secret was refreshed after recovery"
     );
+    operator.assert_logs_hold_none_of(&bed.secret_values());
+}
+
+#[tokio::test]
+async fn a_silent_aws_endpoint_times_out_without_holding_up_other_identities() {
+    let bed = Bed::get();
+    let names = TestNames::new("slow");
+    let client = setup(&names).await;
+    let faults = Faults::new(bed.var("BED_FAULTS"));
+    // The operator's own identity hangs: far longer than the 30 s operation timeout.
+    let hang = faults
+        .add(
+            &names.access_key_id(),
+            "GetAuthorizationToken",
+            json!({"action": "delay", "delayMs": 120_000}),
+        )
+        .await;
+    let operator = Operator::start(bed, &names);
+    let (slow, fast) = (names.ns("slow"), names.ns("fast"));
+    create_namespace(&client, &slow, &[]).await;
+    create_namespace(&client, &fast, &[]).await;
+    create_registry(
+        &client,
+        &names,
+        json!({"region": "us-east-1", "namespaces": {"names": [slow]}}),
+    )
+    .await;
+    // Another identity: static keys of another access key ID, with no fault.
+    let other = format!("{}-other", names.id);
+    let keys: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "other-keys"},
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": format!("{}O", names.access_key_id()),
+            "AWS_SECRET_ACCESS_KEY": bed.var("AWS_SECRET_ACCESS_KEY"),
+        },
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), &names.ns("op"))
+        .create(&PostParams::default(), &keys)
+        .await
+        .unwrap();
+    create_registry_named(
+        &client,
+        &names,
+        &other,
+        json!({"region": "us-east-1", "namespaces": {"names": [fast]},
+               "auth": {"secretRef": {"name": "other-keys"}}}),
+    )
+    .await;
+
+    // The other identity is served while the first one's call hangs.
+    wait_ready(&client, &other, "True", Some("Synced"), 20).await;
+    wait_secret(&client, &fast, &other).await;
+    // The hanging call ends in a Timeout reason, not a wedge.
+    let r = wait_ready(&client, &names.id, "False", Some("Timeout"), 60).await;
+    let message = &ecr_operator::registry::status::ready(r.status.as_ref())
+        .unwrap()
+        .message;
+    assert!(message.contains("GetAuthorizationToken"), "{message}");
+    assert!(get_secret(&client, &slow, &names.id).await.is_none());
+
+    faults.remove(&hang).await;
+    wait_ready(&client, &names.id, "True", Some("Synced"), 120).await;
     operator.assert_logs_hold_none_of(&bed.secret_values());
 }
 
