@@ -12,6 +12,27 @@ fn spec(names: &TestNames) -> serde_json::Value {
 }
 
 #[tokio::test]
+async fn a_missing_operator_namespace_is_one_sentence_with_the_fix() {
+    let bed = Bed::get();
+    let names = TestNames::new("nons");
+    // The CRD is there; the operator's namespace (names.ns("op")) is not.
+    crate::support::fixtures::install_crd(&bed.client().await).await;
+    let mut operator = Operator::start(bed, &names);
+    let status = operator.wait_exit(30);
+    assert!(!status.success());
+    let logs = operator.logs();
+    let errors: Vec<&str> = logs.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{logs}");
+    let want = format!(
+        "error: the operator's namespace \"{}\" does not exist: create it (`kubectl create namespace {}`) or pass --namespace / POD_NAMESPACE",
+        names.ns("op"),
+        names.ns("op")
+    );
+    assert_eq!(errors[0], want);
+    assert!(!logs.contains("ErrorResponse"), "a Debug dump: {logs}");
+}
+
+#[tokio::test]
 async fn admin_server_reports_health_readiness_and_metrics() {
     let bed = Bed::get();
     let names = TestNames::new("adm");
