@@ -22,3 +22,6 @@ pub mod registry;
 pub mod runtime;
 
 pub use error::{Error, Result};
+
+#[cfg(test)]
+mod test_support;

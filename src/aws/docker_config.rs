@@ -71,18 +71,10 @@ impl DockerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::auth_token::Password;
+    use crate::test_support;
 
     fn token() -> AuthToken {
-        let now = jiff::Timestamp::UNIX_EPOCH;
-        AuthToken {
-            username: "AWS".into(),
-            password: Password::new("pw"),
-            account: None,
-            fetched_at: now,
-            expires_at: now,
-            expiry_adjusted: false,
-        }
+        test_support::token(jiff::Timestamp::UNIX_EPOCH, jiff::SignedDuration::ZERO)
     }
 
     #[test]

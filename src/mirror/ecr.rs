@@ -183,7 +183,7 @@ impl Ecr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::fixtures::mirror;
+    use crate::test_support::mirror;
     use serde_json::json;
 
     fn pull(source: &str) -> EcrMirror {

@@ -7,8 +7,6 @@
 mod apply;
 pub mod controller;
 mod ecr;
-#[cfg(test)]
-mod fixtures;
 pub mod job;
 pub mod plan;
 pub mod status;

@@ -154,7 +154,7 @@ pub fn requeue(retry: Option<Duration>, blocked: Option<&Blocked>) -> Action {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::fixtures::{job, mirror, owned_by};
+    use crate::test_support::{job, mirror, owned_by};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use serde_json::json;
 

@@ -328,7 +328,7 @@ pub fn notices(prev: &EcrMirrorStatus, new: &EcrMirrorStatus) -> Vec<Notice> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mirror::fixtures::{job, mirror};
+    use crate::test_support::{job, mirror};
     use serde_json::json;
 
     fn now() -> jiff::Timestamp {

@@ -160,31 +160,10 @@ impl DesiredSecret {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::auth_token::Password;
-    use crate::crd::ecr_registry::EcrRegistrySpec;
-
-    fn token(fetched_at: jiff::Timestamp, lifetime: jiff::SignedDuration) -> AuthToken {
-        AuthToken {
-            username: "AWS".into(),
-            password: Password::new("pw"),
-            account: Some("123456789012".into()),
-            fetched_at,
-            expires_at: fetched_at + lifetime,
-            expiry_adjusted: false,
-        }
-    }
+    use crate::test_support::{ecr_registry, token};
 
     fn registry() -> EcrRegistry {
-        let mut r = EcrRegistry::new(
-            "reg",
-            EcrRegistrySpec {
-                region: "us-east-1".into(),
-                endpoints: vec![crate::crd::ecr_registry::Endpoint::Standard],
-                ..Default::default()
-            },
-        );
-        r.metadata.uid = Some("uid-1".into());
-        r
+        ecr_registry("reg")
     }
 
     #[test]

@@ -174,12 +174,10 @@ pub fn ready(status: Option<&EcrRegistryStatus>) -> Option<&Condition> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aws::auth_token::Password;
-    use crate::crd::ecr_registry::EcrRegistrySpec;
+    use crate::test_support;
 
     fn registry() -> EcrRegistry {
-        let mut r = EcrRegistry::new("reg", EcrRegistrySpec::default());
-        r.metadata.generation = Some(3);
+        let mut r = test_support::ecr_registry("reg");
         r.status = Some(EcrRegistryStatus {
             managed_namespaces: vec!["a".into(), "gone".into(), "old".into()],
             ..Default::default()
@@ -188,14 +186,7 @@ mod tests {
     }
 
     fn token(now: jiff::Timestamp) -> AuthToken {
-        AuthToken {
-            username: "AWS".into(),
-            password: Password::new("pw"),
-            account: None,
-            fetched_at: now,
-            expires_at: now + crate::aws::auth_token::TOKEN_LIFETIME,
-            expiry_adjusted: false,
-        }
+        test_support::token(now, crate::aws::auth_token::TOKEN_LIFETIME)
     }
 
     fn failed_pass(

@@ -1,6 +1,8 @@
-//! Objects shared by the unit tests of the EcrMirror controller's modules.
+//! Objects shared by the unit tests: one builder per kind of object.
 
+use crate::aws::auth_token::{AuthToken, Password};
 use crate::crd::ecr_mirror::EcrMirror;
+use crate::crd::ecr_registry::{EcrRegistry, EcrRegistrySpec, Endpoint};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::json;
@@ -43,4 +45,33 @@ pub fn owned_by(meta: &mut ObjectMeta, uid: &str) {
         controller: Some(true),
         block_owner_deletion: None,
     }]);
+}
+
+/// A token of account 123456789012 fetched at `fetched_at`, valid for `lifetime`;
+/// its password is "pw".
+pub fn token(fetched_at: jiff::Timestamp, lifetime: jiff::SignedDuration) -> AuthToken {
+    AuthToken {
+        username: "AWS".into(),
+        password: Password::new("pw"),
+        account: Some("123456789012".into()),
+        fetched_at,
+        expires_at: fetched_at + lifetime,
+        expiry_adjusted: false,
+    }
+}
+
+/// The EcrRegistry `name` (uid `uid-<name>`, generation 3) in us-east-1, Standard
+/// endpoints, selecting every namespace.
+pub fn ecr_registry(name: &str) -> EcrRegistry {
+    let mut r = EcrRegistry::new(
+        name,
+        EcrRegistrySpec {
+            region: "us-east-1".into(),
+            endpoints: vec![Endpoint::Standard],
+            ..Default::default()
+        },
+    );
+    r.metadata.uid = Some(format!("uid-{name}"));
+    r.metadata.generation = Some(3);
+    r
 }
