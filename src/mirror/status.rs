@@ -246,7 +246,7 @@ fn last_success_time(
         }
     }
     if succeeded_now.is_some() && last_success_time.is_none() {
-        last_success_time = Some(Time(input.now));
+        last_success_time = Some(crate::runtime::status::time(input.now));
     }
     last_success_time
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::registry::apply::apply;
 use crate::registry::desired_secret::{self, DesiredSecret};
 use crate::registry::metrics::RegistryMetrics;
+use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::observe;
 use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, Plan};
 use crate::registry::requeue::{self, Pass, Requeue};
@@ -148,7 +149,7 @@ pub async fn run(
     let by_secret = ctx.registries.clone();
     let operator_ns = ctx.config.operator_namespace.clone();
     controller
-        .watches_stream(ns_events, move |_| every_registry(&all))
+        .watches_stream(ns_events, move |ns| concerned_by(&all, &ns))
         .watches_stream(sa_events, move |sa| listing_service_account(&by_sa, &sa))
         .watches_stream(credential_events, move |secret| {
             using_credentials(&by_secret, &operator_ns, &secret)
@@ -185,10 +186,32 @@ async fn open_gate(ctx: Arc<Context>, listed: [Arc<AtomicBool>; 3]) {
     tracing::info!("caches synced");
 }
 
-fn every_registry(registries: &Store<EcrRegistry>) -> Vec<ObjectRef<EcrRegistry>> {
+/// The registries a namespace event concerns: those that select the namespace,
+/// and those that manage a secret in it (it stopped matching, or it is gone). Not
+/// every registry: with many registries and namespaces that would be most of the
+/// work.
+fn concerned_by(
+    registries: &Store<EcrRegistry>,
+    ns: &PartialObjectMeta<Namespace>,
+) -> Vec<ObjectRef<EcrRegistry>> {
+    let observed = ObservedNamespace {
+        name: ns.name_any(),
+        uid: ns.uid().unwrap_or_default(),
+        labels: ns.labels().clone(),
+        terminating: ns.meta().deletion_timestamp.is_some(),
+    };
     registries
         .state()
         .iter()
+        .filter(|r| {
+            let selects =
+                NamespaceMatcher::new(&r.spec.namespaces).map_or(true, |m| m.matches(&observed));
+            let manages = r
+                .status
+                .as_ref()
+                .is_none_or(|s| s.managed_namespaces.binary_search(&observed.name).is_ok());
+            selects || manages
+        })
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
 }

@@ -5,7 +5,8 @@ use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus, NamespaceCounts, 
 use crate::error::Error;
 use crate::registry::plan::Plan;
 use crate::runtime::conditions::{condition, find};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use crate::runtime::status::time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use std::collections::BTreeSet;
 
 /// At most this many failures are listed in the status.
@@ -90,12 +91,12 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
         } else {
             input.hosts.to_vec()
         },
-        expires_at: input.token.map(|t| Time(t.expires_at)).or(prev.expires_at),
+        expires_at: input.token.map(|t| time(t.expires_at)).or(prev.expires_at),
         last_refresh_time: input
             .token
-            .map(|t| Time(t.fetched_at))
+            .map(|t| time(t.fetched_at))
             .or(prev.last_refresh_time),
-        next_refresh_time: input.next_refresh.map(Time),
+        next_refresh_time: input.next_refresh.map(time),
         namespaces: Some(counts),
         secret_name: (!managed.is_empty()).then(|| input.registry.secret_name()),
         managed_namespaces: managed.into_iter().collect(),

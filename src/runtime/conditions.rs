@@ -1,7 +1,7 @@
 //! Conditions that keep their `lastTransitionTime` while their status stays the
 //! same, so an unchanged world yields an unchanged status (and no write).
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// The condition of `type_` in `conditions`, if any.
 pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
@@ -22,7 +22,7 @@ pub fn condition(
 ) -> Condition {
     let last_transition_time = match find(previous, type_) {
         Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => Time(now),
+        _ => crate::runtime::status::time(now),
     };
     Condition {
         type_: type_.to_string(),
@@ -41,6 +41,7 @@ pub fn condition(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn at(s: i64) -> jiff::Timestamp {
         jiff::Timestamp::from_second(s).unwrap()

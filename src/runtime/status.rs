@@ -2,6 +2,7 @@
 //! status, so a field left out (an emptied list, a name that is gone) is removed,
 //! which a merge patch would keep.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Resource};
 use serde::Serialize;
@@ -29,4 +30,20 @@ where
     )
     .await?;
     Ok(())
+}
+
+/// A time for a status, at the precision the API server stores (whole seconds):
+/// a status computed again from an unchanged world then equals the stored one,
+/// and no write is sent.
+pub fn time(t: jiff::Timestamp) -> Time {
+    Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_whole_seconds() {
+        let t: jiff::Timestamp = "2026-11-30T05:00:01.987654Z".parse().unwrap();
+        assert_eq!(super::time(t).0.to_string(), "2026-11-30T05:00:01Z");
+    }
 }
