@@ -337,6 +337,17 @@ async fn drift_is_repaired_within_the_resync_interval() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     check_status().await;
 
+    // (d) Left alone for more than an interval, the restored secret is re-asserted
+    // without a storage write: its resourceVersion does not move.
+    let settled = get_secret(&client, &managed, &names.id).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let later = get_secret(&client, &managed, &names.id).await.unwrap();
+    assert_eq!(
+        later.resource_version(),
+        settled.resource_version(),
+        "an unchanged secret was written again"
+    );
+
     // (c) The unmanaged secret was never touched, and is still reported.
     let after = taken_api.get(&names.id).await.unwrap();
     assert_eq!(
