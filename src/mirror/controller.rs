@@ -246,11 +246,19 @@ impl Context {
             .cron_jobs
             .get(&ObjectRef::new(&mirror_job::cron_job_name(mirror)).within(&ns))
             .filter(|c| plan::is_controlled_by(&**c, mirror.uid().as_deref()));
+        let labelled_cron_jobs = self
+            .cron_jobs
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|c| c.labels().get(MIRROR_LABEL) == Some(&name))
+            .collect();
         Observed {
             resolved: plan::resolve(mirror, registry.as_deref()),
             registry,
             jobs,
             cron_job,
+            labelled_cron_jobs,
         }
     }
 
@@ -292,6 +300,9 @@ impl Context {
         let applier = self.applier();
         for name in &stale.jobs {
             applier.delete::<Job>(&ns, name).await;
+        }
+        for name in plan::renamed_cron_jobs(mirror, &observed.labelled_cron_jobs) {
+            applier.delete::<CronJob>(&ns, &name).await;
         }
         match stale.cron_job {
             Some(name) => {

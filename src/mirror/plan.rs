@@ -29,6 +29,9 @@ pub struct Observed {
     pub jobs: Vec<Arc<Job>>,
     /// The EcrMirror's CronJob, when it controls one of that name.
     pub cron_job: Option<Arc<CronJob>>,
+    /// The CronJobs labelled with the EcrMirror's name in its namespace, whatever
+    /// their name (an older release shortened long names with another hash).
+    pub labelled_cron_jobs: Vec<Arc<CronJob>>,
 }
 
 /// Resolves the EcrMirror against its EcrRegistry, which may not exist.
@@ -112,6 +115,18 @@ pub fn stale(mirror: &EcrMirror, jobs: &[Arc<Job>], cron_job: Option<&CronJob>) 
             .filter(|_| mirror.spec.schedule.is_none())
             .map(|c| c.name_any()),
     }
+}
+
+/// CronJobs the EcrMirror controls under another name than today's (a long name
+/// shortened by an older release's hash): deleted, so one schedule never runs twice.
+pub fn renamed_cron_jobs(mirror: &EcrMirror, labelled: &[Arc<CronJob>]) -> Vec<String> {
+    let uid = mirror.uid();
+    let name = mirror_job::cron_job_name(mirror);
+    labelled
+        .iter()
+        .filter(|c| is_controlled_by(&***c, uid.as_deref()) && c.name_any() != name)
+        .map(|c| c.name_any())
+        .collect()
 }
 
 /// The Job the status describes: this generation's one-off Job, or for a schedule
@@ -267,6 +282,19 @@ mod tests {
                 cron_job: None,
             }
         );
+    }
+
+    #[test]
+    fn a_cron_job_under_an_older_name_is_removed_a_foreign_one_is_not() {
+        let m = mirror(json!({"schedule": "0 3 * * *"}));
+        let today = cron_job("c-1");
+        let mut older = cron_job("c-2");
+        older.metadata.name = Some("nginx-0badc0de".into());
+        let mut foreign = cron_job("c-3");
+        foreign.metadata.name = Some("nginx-someone".into());
+        foreign.metadata.owner_references = None;
+        let all = [today, older, foreign].map(Arc::new);
+        assert_eq!(renamed_cron_jobs(&m, &all), ["nginx-0badc0de"]);
     }
 
     #[test]
