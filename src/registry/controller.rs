@@ -299,7 +299,10 @@ impl Context {
         let token_error_transient = token.error.as_ref().is_some_and(Error::is_transient);
         let mut secret =
             desired_secret::for_token(registry, token.token.as_ref(), token.error, now);
-        let (plan, uids) = match self.plan(registry, secret.desired.as_ref(), deleting, now) {
+        // The cached object may predate our last status write: what this process
+        // wrote is managed whatever it says, for planning and for the new status.
+        let known = self.with_own_writes(registry);
+        let (plan, uids) = match self.plan(&known, secret.desired.as_ref(), deleting, now) {
             Ok(planned) => planned,
             // A spec the CRD's rules let through: reported, and nothing is touched.
             Err(e) => {
@@ -323,7 +326,7 @@ impl Context {
         }
 
         let new_status = status::compute(&StatusInput {
-            registry,
+            registry: &known,
             plan: &plan,
             outcome: &outcome,
             token: token.token.as_ref(),
@@ -388,9 +391,28 @@ impl Context {
         Identity::for_registry_from(registry, ns, secret.as_deref())
     }
 
-    /// Observes the caches and plans; also returns the UID of each namespace. The
-    /// cached object may predate our last status write: the namespaces this process
-    /// wrote to are managed whatever it says.
+    /// `registry` with the namespaces this process wrote to added to
+    /// `status.managedNamespaces`.
+    fn with_own_writes(&self, registry: &EcrRegistry) -> EcrRegistry {
+        let written = self.written.lock().expect("lock");
+        let ours = written.get(&registry.name_any());
+        let mut known = registry.clone();
+        let status = known.status.get_or_insert_default();
+        status.managed_namespaces = status
+            .managed_namespaces
+            .iter()
+            .chain(
+                ours.into_iter()
+                    .flat_map(|l| l.values().map(|w| &w.namespace)),
+            )
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        known
+    }
+
+    /// Observes the caches and plans; also returns the UID of each namespace.
     fn plan(
         &self,
         registry: &EcrRegistry,
@@ -409,18 +431,8 @@ impl Context {
             .get(&name)
             .cloned()
             .unwrap_or_default();
-        let mut registry = registry.clone();
-        let status = registry.status.get_or_insert_default();
-        status.managed_namespaces = status
-            .managed_namespaces
-            .iter()
-            .chain(ledger.values().map(|w| &w.namespace))
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
         let plan = plan::plan(&Observed {
-            registry: &registry,
+            registry,
             namespaces: &namespaces,
             service_accounts: &service_accounts,
             claimed_by_others: claims.get(&name).unwrap_or(&BTreeMap::new()),
