@@ -4,7 +4,7 @@ use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
     authfile_for, create_registry, create_registry_named, docker_config, get_secret,
-    label_namespace, pull_secrets, setup, skopeo_pull, wait_ready,
+    label_namespace, pull_secrets, selected_by, setup, skopeo_pull, wait_ready, wait_secret,
 };
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
@@ -15,17 +15,6 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
-
-fn selected_by(names: &TestNames) -> serde_json::Value {
-    json!({"selector": {"matchLabels": {"ecr-test": names.id}}})
-}
-
-async fn wait_secret(client: &Client, ns: &str, name: &str) -> Secret {
-    eventually(15, &format!("secret {ns}/{name}"), || async {
-        get_secret(client, ns, name).await
-    })
-    .await
-}
 
 async fn wait_no_secret(client: &Client, ns: &str, name: &str) {
     eventually(15, &format!("secret {ns}/{name} to go"), || async {

@@ -7,8 +7,8 @@
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
-    authfile_for, create_registry, create_registry_named, docker_config, get_secret, setup,
-    skopeo_pull, wait_ready,
+    authfile_for, create_registry, create_registry_named, docker_config, get_secret, selected_by,
+    setup, skopeo_pull, wait_ready, wait_secret,
 };
 use crate::support::operator::Operator;
 use base64::Engine as _;
@@ -24,23 +24,12 @@ const HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
 const ADDED: &str = "ecr-operator.io/added-image-pull-secrets";
 const EXPIRES_AT: &str = "ecr-operator.io/expires-at";
 
-fn selected_by(names: &TestNames) -> Value {
-    json!({"selector": {"matchLabels": {"ecr-test": names.id}}})
-}
-
 fn selected_by_label(value: &str) -> Value {
     json!({"selector": {"matchLabels": {"ecr-test": value}}})
 }
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
-}
-
-async fn wait_secret(client: &Client, ns: &str, name: &str) -> Secret {
-    eventually(15, &format!("secret {ns}/{name}"), || async {
-        get_secret(client, ns, name).await
-    })
-    .await
 }
 
 async fn service_account(client: &Client, ns: &str, name: &str) -> Option<ServiceAccount> {

@@ -180,3 +180,16 @@ pub async fn pull_secrets(client: &Client, ns: &str, sa: &str) -> Vec<String> {
         .map(|r| r.name)
         .collect()
 }
+
+/// The namespace selection of a test: namespaces labelled `ecr-test=<test id>`.
+pub fn selected_by(names: &TestNames) -> Value {
+    json!({"selector": {"matchLabels": {"ecr-test": names.id}}})
+}
+
+/// Waits (15 s at most) for the secret `ns/name` and returns it.
+pub async fn wait_secret(client: &Client, ns: &str, name: &str) -> Secret {
+    crate::support::bed::eventually(15, &format!("secret {ns}/{name}"), || async {
+        get_secret(client, ns, name).await
+    })
+    .await
+}
