@@ -128,8 +128,10 @@ async fn take_back(
         .await;
     let current = match ours {
         Ok(current) => current,
-        // The test failed: not ours.
-        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 409 | 422) => return Ok(false),
+        // The test failed, or the admission fence refused: not ours.
+        Err(kube::Error::Api(s)) if matches!(s.code, 400 | 409 | 422) || fenced(&s.message) => {
+            return Ok(false);
+        }
         Err(e) => return Err(e),
     };
     object.metadata.resource_version = current.metadata.resource_version;
@@ -218,6 +220,7 @@ fn classify(registry: &str, ns: &str, name: &str, e: kube::Error) -> Done {
     }
     let (reason, message) = match code {
         409 | 422 => return conflict(registry, ns, name),
+        403 if fenced(&message) => return conflict(registry, ns, name),
         403 => (
             "Forbidden",
             format!("the operator may not write here: {message}; check its RBAC"),
@@ -225,6 +228,12 @@ fn classify(registry: &str, ns: &str, name: &str, e: kube::Error) -> Done {
         _ => ("ApiError", message),
     };
     failed(ns, name, reason, message)
+}
+
+/// The operator's admission policy (deploy/) refused the write: the object is not
+/// the operator's, which is a conflict, not a permission problem.
+fn fenced(message: &str) -> bool {
+    message.contains("ValidatingAdmissionPolicy") && message.contains("denied request")
 }
 
 /// A secret of that name that is not this registry's: never overwritten.
@@ -246,4 +255,34 @@ fn failed(ns: &str, name: &str, reason: &str, message: String) -> Done {
         reason: reason.to_string(),
         message,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_of_the_admission_fence_is_a_conflict_not_a_permission_problem() {
+        // As kube-apiserver words a ValidatingAdmissionPolicy denial.
+        let fence = "secrets \"pull\" is forbidden: ValidatingAdmissionPolicy 'ecr-operator-fence' with binding 'ecr-operator-fence' denied request: not a secret of the operator";
+        assert!(fenced(fence));
+        assert!(!fenced(
+            "secrets \"pull\" is forbidden: User \"x\" cannot patch resource \"secrets\""
+        ));
+        let Done::Failed(f) = classify("reg", "ns", "pull", forbidden(fence)) else {
+            panic!("not a failure")
+        };
+        assert_eq!(f.reason, "SecretConflict");
+        let Done::Failed(f) = classify("reg", "ns", "pull", forbidden("cannot patch")) else {
+            panic!("not a failure")
+        };
+        assert_eq!(f.reason, "Forbidden");
+    }
+
+    fn forbidden(message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(
+            serde_json::from_value(json!({"code": 403, "message": message, "reason": "Forbidden", "status": "Failure"}))
+                .unwrap(),
+        ))
+    }
 }
