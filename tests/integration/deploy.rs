@@ -5,9 +5,11 @@
 //!   of them (server-side dry run, Pod Security "restricted" without a warning).
 //! - The ClusterRole and Role grant exactly the rules listed here, and those rules
 //!   are enough: the operator runs every EcrRegistry feature as the deployed
-//!   ServiceAccount, with no other permission.
+//!   ServiceAccount, with no other permission, behind the admission fence
+//!   (least_privilege.rs) deploy/ installs with them.
 //! - The image is a valid OCI image whose static binary runs with no libraries.
 
+use crate::least_privilege::{fence_objects, install_fence, remove_fence};
 use crate::support::bed::{
     Bed, TestNames, create_namespace, delete_namespace, eventually, repo_root,
 };
@@ -72,13 +74,13 @@ const NAMESPACE_RULES: &[(&str, &str, &[&str])] = &[
 const HELM_ONLY_LABELS: &[&str] = &["helm.sh/chart", "app.kubernetes.io/managed-by"];
 
 const CHART: &str = "deploy/helm/ecr-operator";
-const KUSTOMIZE: &str = "deploy/kustomize";
+pub(crate) const KUSTOMIZE: &str = "deploy/kustomize";
 const COMPONENTS: &[&str] = &["servicemonitor", "networkpolicy"];
 
 // ---------------------------------------------------------------------------
 // Rendering
 
-fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+pub(crate) fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdin(if stdin.is_some() {
@@ -101,7 +103,7 @@ fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
+pub(crate) fn run_ok(cmd: &mut Command, stdin: Option<&str>) -> String {
     let what = format!("{cmd:?}");
     let out = run(cmd, stdin);
     assert!(
@@ -129,7 +131,7 @@ fn kubectl_bin() -> PathBuf {
 }
 
 /// Objects of a YAML stream (empty documents dropped).
-fn parse_stream(yaml: &str) -> Vec<Value> {
+pub(crate) fn parse_stream(yaml: &str) -> Vec<Value> {
     serde_saphyr::from_multiple::<Value>(yaml)
         .expect("valid YAML stream")
         .into_iter()
@@ -138,7 +140,7 @@ fn parse_stream(yaml: &str) -> Vec<Value> {
 }
 
 /// `path` as seen from `from` (kustomize wants relative paths to bases).
-fn relative(from: &Path, path: &Path) -> PathBuf {
+pub(crate) fn relative(from: &Path, path: &Path) -> PathBuf {
     let mut up = PathBuf::new();
     for _ in from.components().skip(1) {
         up.push("..");
@@ -147,7 +149,11 @@ fn relative(from: &Path, path: &Path) -> PathBuf {
 }
 
 /// `kubectl kustomize` of the base through an overlay with these settings.
-fn kustomize(namespace: Option<&str>, name_prefix: Option<&str>, components: &[&str]) -> String {
+pub(crate) fn kustomize(
+    namespace: Option<&str>,
+    name_prefix: Option<&str>,
+    components: &[&str],
+) -> String {
     let overlay = tempfile::tempdir().expect("temp dir");
     let base = repo_root().join(KUSTOMIZE);
     let mut k = json!({
@@ -176,7 +182,7 @@ fn kustomize(namespace: Option<&str>, name_prefix: Option<&str>, components: &[&
 }
 
 /// `helm template RELEASE deploy/helm/ecr-operator -n NAMESPACE --include-crds ARGS`.
-fn helm_template(release: &str, namespace: &str, args: &[&str]) -> String {
+pub(crate) fn helm_template(release: &str, namespace: &str, args: &[&str]) -> String {
     run_ok(
         Command::new(helm())
             .args(["template", release])
@@ -245,7 +251,7 @@ fn assert_same_objects(kustomize: BTreeMap<String, Value>, helm: BTreeMap<String
     }
 }
 
-fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
     objects.iter().filter(|o| o["kind"] == kind).collect()
 }
 
@@ -667,7 +673,7 @@ const SERVICE_MONITOR_CRD: &str = r#"{
   }
 }"#;
 
-fn kubectl_admin() -> Command {
+pub(crate) fn kubectl_admin() -> Command {
     Bed::get().kubectl()
 }
 
@@ -729,7 +735,7 @@ fn dry_run(yaml: &str, what: &str) {
 }
 
 /// Applies a list of objects for real (as the bed's admin).
-fn apply(objects: &[&Value]) {
+pub(crate) fn apply(objects: &[&Value]) {
     let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
     run_ok(
         kubectl_admin().args([
@@ -796,14 +802,15 @@ async fn every_rendered_manifest_passes_server_side_dry_run() {
 // ---------------------------------------------------------------------------
 // The operator with exactly the rendered RBAC
 
-enum Renderer {
+pub(crate) enum Renderer {
     Kustomize,
     Helm,
 }
 
-/// The ServiceAccount and RBAC objects for an operator in `<id>-op`, named
-/// `<id>-ecr-operator` (unique per test: ClusterRoles are cluster-wide).
-fn rendered_identity(names: &TestNames, renderer: Renderer) -> Vec<Value> {
+/// Everything deploy/ renders for an operator in `<id>-op`, named
+/// `<id>-ecr-operator` (unique per test: ClusterRoles and the admission policy
+/// are cluster-wide).
+pub(crate) fn rendered_for_test(names: &TestNames, renderer: Renderer) -> Vec<Value> {
     let ns = names.ns("op");
     let objects = match renderer {
         Renderer::Kustomize => {
@@ -813,7 +820,12 @@ fn rendered_identity(names: &TestNames, renderer: Renderer) -> Vec<Value> {
     };
     assert_rbac_is_exactly_expected(&objects, &ns, "rendered for the test");
     objects
-        .into_iter()
+}
+
+/// The ServiceAccount and RBAC objects of `rendered`.
+pub(crate) fn identity_of(rendered: &[Value]) -> Vec<Value> {
+    rendered
+        .iter()
         .filter(|o| {
             matches!(
                 o["kind"].as_str(),
@@ -826,6 +838,7 @@ fn rendered_identity(names: &TestNames, renderer: Renderer) -> Vec<Value> {
                 )
             )
         })
+        .cloned()
         .collect()
 }
 
@@ -846,7 +859,8 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     let names = TestNames::new(prefix);
     let op_ns = names.ns("op");
     let client = setup(&names).await;
-    let identity = rendered_identity(&names, renderer);
+    let rendered = rendered_for_test(&names, renderer);
+    let identity = identity_of(&rendered);
     apply(&identity.iter().collect::<Vec<_>>());
     let sa = identity
         .iter()
@@ -866,6 +880,10 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     assert!(!can_i(&kubeconfig, &["get", "secrets", "-n", "default"]));
     assert!(can_i(&kubeconfig, &["get", "secrets", "-n", &op_ns]));
     assert!(can_i(&kubeconfig, &["patch", "secrets", "-n", "default"]));
+    // ... and the admission fence deploy/ installs with that RBAC is enforced on
+    // every request the operator makes below.
+    let fence = fence_objects(&rendered, None, None);
+    install_fence(&fence, &bed.client_for(&kubeconfig).await, &op_ns).await;
 
     // Credentials from a Secret in the operator's namespace, with a key of their own.
     let secret_key_id = format!("AKIAR{}", &names.access_key_id()[5..]);
@@ -1027,6 +1045,7 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     }
     drop(operator);
 
+    remove_fence(&fence);
     for o in identity
         .iter()
         .filter(|o| o["metadata"]["namespace"].is_null())

@@ -6,6 +6,8 @@
 //! status.managedNamespaces and status.registries itself, which is all an EcrMirror
 //! reads of it.
 
+use crate::deploy::{kustomize, parse_stream};
+use crate::least_privilege::{fence_objects, install_fence, remove_fence};
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::fixtures;
 use aws_sdk_ecr::types::ImageIdentifier;
@@ -36,6 +38,8 @@ struct World {
     registry: String,
     host: String,
     controller: tokio::task::JoinHandle<()>,
+    /// The admission fence the controller runs behind (least privilege only).
+    fence: Vec<Value>,
 }
 
 impl World {
@@ -44,16 +48,16 @@ impl World {
     }
 
     /// `least_privilege`: the controller runs as a ServiceAccount with exactly
-    /// [`controller_rules`], not as the bed's admin.
+    /// [`controller_rules`], behind deploy/'s admission fence, not as the bed's admin.
     async fn start_as(prefix: &str, secret_in_namespace: bool, least_privilege: bool) -> Self {
         let bed = Bed::get();
         let names = TestNames::new(prefix);
         let client = fixtures::setup(&names).await;
         fixtures::install_crd(&client).await;
-        let controller_client = if least_privilege {
+        let (controller_client, fence) = if least_privilege {
             least_privilege_client(&client, &names).await
         } else {
-            client.clone()
+            (client.clone(), vec![])
         };
         let ns = names.ns("app");
         create_namespace(&client, &ns, &[]).await;
@@ -77,6 +81,7 @@ impl World {
             ns,
             registry,
             host,
+            fence,
         };
         world.set_registry_namespaces(secret_in_namespace).await;
         world
@@ -244,6 +249,7 @@ impl World {
 
     async fn stop(self) {
         self.controller.abort();
+        remove_fence(&self.fence);
         let rbac_name = format!("{}-mirror", self.names.id);
         let _ = Api::<ClusterRoleBinding>::all(self.client.clone())
             .delete(&rbac_name, &DeleteParams::default())
@@ -273,8 +279,10 @@ fn controller_rules() -> Value {
 }
 
 /// A client for the ServiceAccount `mirror` in the test's operator namespace,
-/// bound to exactly [`controller_rules`].
-async fn least_privilege_client(admin: &Client, names: &TestNames) -> Client {
+/// bound to exactly [`controller_rules`], and behind the admission fence of
+/// deploy/ (its policy and binding, with a Deployment that runs as `mirror` with
+/// [`IMAGE`]), which is returned for removal.
+async fn least_privilege_client(admin: &Client, names: &TestNames) -> (Client, Vec<Value>) {
     let op = names.ns("op");
     let rbac_name = format!("{}-mirror", names.id);
     let sa: ServiceAccount =
@@ -304,7 +312,11 @@ async fn least_privilege_client(admin: &Client, names: &TestNames) -> Client {
         .expect("create ClusterRoleBinding");
     let bed = Bed::get();
     let path = bed.mint_kubeconfig(&["--service-account", &format!("{op}/mirror")]);
-    bed.client_for(&path).await
+    let client = bed.client_for(&path).await;
+    let rendered = parse_stream(&kustomize(Some(&op), Some(&format!("{}-", names.id)), &[]));
+    let fence = fence_objects(&rendered, Some("mirror"), Some(IMAGE));
+    install_fence(&fence, &client, &op).await;
+    (client, fence)
 }
 
 fn aws_config(names: &TestNames) -> aws_config::ConfigLoader {

@@ -13,6 +13,7 @@ mod crd_validation;
 mod credentials;
 mod deploy;
 mod ecr_mirror;
+mod least_privilege;
 mod registry_behaviour;
 mod registry_truth;
 mod runtime;
