@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use ecr_operator::mirror::controller as mirror_controller;
 use ecr_operator::registry::controller::{self, Telemetry};
 use ecr_operator::runtime::admin::{self, Readiness};
+use ecr_operator::runtime::fence;
 use ecr_operator::runtime::leader::{self, LeaseSettings};
 use ecr_operator::runtime::metrics::Metrics;
 use std::sync::Arc;
@@ -34,7 +35,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "ecr-operator")]
     lease_name: String,
     /// The operator's own image, run by the EcrMirror Jobs. Without it the EcrMirror
-    /// controller stays off.
+    /// controller stays off (deploy/ sets it only with EcrMirror's batch permissions).
     #[arg(long, env = "ECR_OPERATOR_IMAGE")]
     image: Option<String>,
     /// Every managed secret is re-asserted at least this often, spread over the
@@ -55,6 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .await
         .context("no Kubernetes configuration: run in a cluster or set KUBECONFIG")?;
     check_namespace(&client, &args.namespace).await?;
+    watch_fence(&client, &args.namespace, &metrics, &readiness);
     let aws = ecr_operator::aws::base_config::load().await;
     let identity = args
         .pod_name
@@ -158,7 +160,9 @@ fn controllers(
         mirror_controller::run(client.clone(), config, aws.clone(), metrics, stopped(stop))
     });
     if mirrors.is_none() {
-        tracing::info!("EcrMirror controller off: no --image / ECR_OPERATOR_IMAGE");
+        tracing::info!(
+            "EcrMirror controller off: no --image / ECR_OPERATOR_IMAGE (turn it on with deploy/kustomize/components/mirror or Helm mirror.enabled=true)"
+        );
     }
     let config = controller::Config {
         operator_namespace: args.namespace.clone(),
@@ -173,6 +177,30 @@ fn controllers(
             None => registries.await,
         }
     }
+}
+
+/// Warns (log, metric, `/readyz` detail) while the admission fence is not
+/// enforced on this operator's own requests; checked again every 10 minutes, so
+/// a fence removed later is noticed too.
+fn watch_fence(
+    client: &kube::Client,
+    namespace: &str,
+    metrics: &Metrics,
+    readiness: &Arc<Readiness>,
+) {
+    let gauge = prometheus_client::metrics::gauge::Gauge::default();
+    metrics.register(
+        "admission_fence_enforced",
+        "1 while the admission fence refuses this operator's writes to objects it does not manage, 0 while it does not, -1 when the check failed",
+        gauge.clone(),
+    );
+    tokio::spawn(fence::watch(
+        client.clone(),
+        namespace.to_string(),
+        gauge,
+        readiness.clone(),
+        std::time::Duration::from_secs(600),
+    ));
 }
 
 /// The operator's namespace must exist: its credential Secrets and Lease live

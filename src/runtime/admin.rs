@@ -1,5 +1,6 @@
 //! The admin server: `/healthz` (process alive), `/readyz` (watches synced and, on
-//! the leader, the first reconcile pass done), `/metrics` (Prometheus text).
+//! the leader, the first reconcile pass done; warnings that do not stop the
+//! operator follow in the body), `/metrics` (Prometheus text).
 
 use crate::runtime::metrics::Metrics;
 use axum::Router;
@@ -7,7 +8,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +21,8 @@ pub struct Readiness {
     leading: AtomicBool,
     synced: AtomicBool,
     pending_first_pass: Mutex<Option<HashSet<String>>>,
+    /// What `/readyz` adds below its verdict, by topic.
+    warnings: Mutex<BTreeMap<&'static str, String>>,
 }
 
 impl Readiness {
@@ -44,6 +47,24 @@ impl Readiness {
         if let Some(p) = self.pending_first_pass.lock().expect("lock").as_mut() {
             p.remove(registry);
         }
+    }
+
+    /// Sets (or with `None` clears) the warning about `topic`.
+    pub fn set_warning(&self, topic: &'static str, warning: Option<String>) {
+        let mut warnings = self.warnings.lock().expect("lock");
+        match warning {
+            Some(w) => warnings.insert(topic, w),
+            None => warnings.remove(topic),
+        };
+    }
+
+    /// The verdict's line, then one `warning:` line each.
+    fn body(&self, verdict: &str) -> String {
+        let warnings = self.warnings.lock().expect("lock");
+        std::iter::once(verdict.to_string())
+            .chain(warnings.values().map(|w| format!("warning: {w}")))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn is_ready(&self) -> bool {
@@ -76,9 +97,12 @@ pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     if s.readiness.is_ready() {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, s.readiness.body("ready"))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            s.readiness.body("not ready"),
+        )
     }
 }
 
@@ -112,5 +136,15 @@ mod tests {
         r.set_leading(false);
         r.set_leading(true);
         assert!(!r.is_ready(), "a new term waits for a new sync");
+    }
+
+    #[test]
+    fn warnings_follow_the_verdict_until_cleared() {
+        let r = Readiness::default();
+        assert_eq!(r.body("ready"), "ready");
+        r.set_warning("fence", Some("no fence".into()));
+        assert_eq!(r.body("ready"), "ready\nwarning: no fence");
+        r.set_warning("fence", None);
+        assert_eq!(r.body("ready"), "ready");
     }
 }

@@ -1,11 +1,13 @@
 //! The runtime shell, shared by both controllers and knowing neither CRD:
 //! logging, metrics, the admin server, the Kubernetes client, cached watches,
-//! per-object backoff, conditions, Events, the status writer and leader election.
+//! per-object backoff, conditions, Events, the status writer, leader election and
+//! the admission fence probe.
 
 pub mod admin;
 pub mod backoff;
 pub mod conditions;
 pub mod events;
+pub mod fence;
 pub mod kube_client;
 pub mod leader;
 pub mod logging;

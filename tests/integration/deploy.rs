@@ -48,6 +48,11 @@ const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
     ("", "serviceaccounts", &["list", "watch", "patch"]),
     ("", "secrets", &["create", "patch", "deletecollection"]),
     ("events.k8s.io", "events", &["create", "patch"]),
+];
+
+/// What EcrMirror adds cluster-wide (kustomize components/mirror, Helm
+/// mirror.enabled), in a ClusterRole of its own.
+const MIRROR_RULES: &[(&str, &str, &[&str])] = &[
     ("ecr-operator.io", "ecrmirrors", &["list", "watch"]),
     ("ecr-operator.io", "ecrmirrors/status", &["patch"]),
     (
@@ -75,7 +80,16 @@ const HELM_ONLY_LABELS: &[&str] = &["helm.sh/chart", "app.kubernetes.io/managed-
 
 const CHART: &str = "deploy/helm/ecr-operator";
 pub(crate) const KUSTOMIZE: &str = "deploy/kustomize";
-const COMPONENTS: &[&str] = &["servicemonitor", "networkpolicy"];
+const COMPONENTS: &[&str] = &["servicemonitor", "networkpolicy", "mirror"];
+/// The Helm values that match [`COMPONENTS`].
+const HELM_COMPONENTS: &[&str] = &[
+    "--set",
+    "serviceMonitor.enabled=true",
+    "--set",
+    "networkPolicy.enabled=true",
+    "--set",
+    "mirror.enabled=true",
+];
 
 // ---------------------------------------------------------------------------
 // Rendering
@@ -375,12 +389,7 @@ fn kustomize_and_helm_render_the_same_objects() {
     let h = normalized(parse_stream(&helm_template(
         "ecr-operator",
         "ecr-operator",
-        &[
-            "--set",
-            "serviceMonitor.enabled=true",
-            "--set",
-            "networkPolicy.enabled=true",
-        ],
+        HELM_COMPONENTS,
     )));
     assert!(k.contains_key("monitoring.coreos.com/v1 ServiceMonitor ecr-operator/ecr-operator"));
     assert!(k.contains_key("networking.k8s.io/v1 NetworkPolicy ecr-operator/ecr-operator"));
@@ -558,22 +567,30 @@ fn grants(role: &Value) -> BTreeSet<Grant> {
     out
 }
 
-fn assert_rbac_is_exactly_expected(objects: &[Value], namespace: &str, what: &str) {
-    let kinds = ["ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding"];
-    for kind in kinds {
+fn assert_rbac_is_exactly_expected(objects: &[Value], namespace: &str, what: &str, mirror: bool) {
+    for kind in ["Role", "RoleBinding"] {
         assert_eq!(
             of_kind(objects, kind).len(),
             1,
             "{what}: exactly one {kind} expected"
         );
     }
-    let cluster_role = of_kind(objects, "ClusterRole")[0];
+    // The operator's ClusterRole, and EcrMirror's when it is on.
+    let cluster_roles = of_kind(objects, "ClusterRole");
+    let cluster_bindings = of_kind(objects, "ClusterRoleBinding");
+    let count = if mirror { 2 } else { 1 };
+    assert_eq!(cluster_roles.len(), count, "{what}: ClusterRoles");
+    assert_eq!(cluster_bindings.len(), count, "{what}: ClusterRoleBindings");
+    let mut cluster_expected = expand(CLUSTER_RULES);
+    if mirror {
+        cluster_expected.extend(expand(MIRROR_RULES));
+    }
+    let cluster_granted = cluster_roles.iter().flat_map(|r| grants(r)).collect();
     let role = of_kind(objects, "Role")[0];
-    for (role, expected, scope) in [
-        (cluster_role, expand(CLUSTER_RULES), "ClusterRole"),
-        (role, expand(NAMESPACE_RULES), "Role"),
+    for (granted, expected, scope) in [
+        (cluster_granted, cluster_expected, "ClusterRole"),
+        (grants(role), expand(NAMESPACE_RULES), "Role"),
     ] {
-        let granted = grants(role);
         let extra: Vec<_> = granted.difference(&expected).collect();
         assert!(
             extra.is_empty(),
@@ -596,13 +613,24 @@ fn assert_rbac_is_exactly_expected(objects: &[Value], namespace: &str, what: &st
         "name": sa["metadata"]["name"],
         "namespace": namespace,
     }]);
-    let crb = of_kind(objects, "ClusterRoleBinding")[0];
-    assert_eq!(
-        crb["subjects"], subject,
-        "{what}: ClusterRoleBinding subjects"
-    );
-    assert_eq!(crb["roleRef"]["kind"], "ClusterRole");
-    assert_eq!(crb["roleRef"]["name"], cluster_role["metadata"]["name"]);
+    let mut bound: Vec<&Value> = cluster_bindings
+        .iter()
+        .map(|crb| {
+            assert_eq!(
+                crb["subjects"], subject,
+                "{what}: ClusterRoleBinding subjects"
+            );
+            assert_eq!(crb["roleRef"]["kind"], "ClusterRole");
+            &crb["roleRef"]["name"]
+        })
+        .collect();
+    let mut names: Vec<&Value> = cluster_roles
+        .iter()
+        .map(|r| &r["metadata"]["name"])
+        .collect();
+    bound.sort_by_key(|v| v.to_string());
+    names.sort_by_key(|v| v.to_string());
+    assert_eq!(bound, names, "{what}: each ClusterRole bound once");
     let rb = of_kind(objects, "RoleBinding")[0];
     assert_eq!(rb["metadata"]["namespace"], namespace);
     assert_eq!(rb["subjects"], subject, "{what}: RoleBinding subjects");
@@ -612,23 +640,17 @@ fn assert_rbac_is_exactly_expected(objects: &[Value], namespace: &str, what: &st
 
 #[test]
 fn rendered_rbac_grants_exactly_the_expected_rules() {
-    let k = parse_stream(&kustomize(None, None, COMPONENTS));
-    assert_rbac_is_exactly_expected(&k, "ecr-operator", "kustomize");
-    let k = parse_stream(&kustomize(Some("elsewhere"), Some("x-"), COMPONENTS));
-    assert_rbac_is_exactly_expected(&k, "elsewhere", "kustomize, namespace elsewhere");
+    // Without EcrMirror, no batch permission at all.
+    let k = parse_stream(&kustomize(None, None, &[]));
+    assert_rbac_is_exactly_expected(&k, "ecr-operator", "kustomize", false);
     let h = parse_stream(&helm_template("ecr-operator", "ecr-operator", &[]));
-    assert_rbac_is_exactly_expected(&h, "ecr-operator", "helm");
-    let h = parse_stream(&helm_template(
-        "x",
-        "elsewhere",
-        &[
-            "--set",
-            "serviceMonitor.enabled=true",
-            "--set",
-            "networkPolicy.enabled=true",
-        ],
-    ));
-    assert_rbac_is_exactly_expected(&h, "elsewhere", "helm, namespace elsewhere");
+    assert_rbac_is_exactly_expected(&h, "ecr-operator", "helm", false);
+    let k = parse_stream(&kustomize(None, None, COMPONENTS));
+    assert_rbac_is_exactly_expected(&k, "ecr-operator", "kustomize, components", true);
+    let k = parse_stream(&kustomize(Some("elsewhere"), Some("x-"), COMPONENTS));
+    assert_rbac_is_exactly_expected(&k, "elsewhere", "kustomize, namespace elsewhere", true);
+    let h = parse_stream(&helm_template("x", "elsewhere", HELM_COMPONENTS));
+    assert_rbac_is_exactly_expected(&h, "elsewhere", "helm, namespace elsewhere", true);
 }
 
 // ---------------------------------------------------------------------------
@@ -767,16 +789,7 @@ async fn every_rendered_manifest_passes_server_side_dry_run() {
     );
 
     dry_run(&k, "kustomize");
-    let h = helm_template(
-        &names.id,
-        &ns,
-        &[
-            "--set",
-            "serviceMonitor.enabled=true",
-            "--set",
-            "networkPolicy.enabled=true",
-        ],
-    );
+    let h = helm_template(&names.id, &ns, HELM_COMPONENTS);
     dry_run(&h, "helm");
     let crds = std::fs::read_dir(repo_root().join("crds"))
         .unwrap()
@@ -809,16 +822,28 @@ pub(crate) enum Renderer {
 
 /// Everything deploy/ renders for an operator in `<id>-op`, named
 /// `<id>-ecr-operator` (unique per test: ClusterRoles and the admission policy
-/// are cluster-wide).
-pub(crate) fn rendered_for_test(names: &TestNames, renderer: Renderer) -> Vec<Value> {
+/// are cluster-wide), with EcrMirror's part or not.
+pub(crate) fn rendered_for_test(names: &TestNames, renderer: Renderer, mirror: bool) -> Vec<Value> {
     let ns = names.ns("op");
     let objects = match renderer {
         Renderer::Kustomize => {
-            parse_stream(&kustomize(Some(&ns), Some(&format!("{}-", names.id)), &[]))
+            let components: &[&str] = if mirror { &["mirror"] } else { &[] };
+            parse_stream(&kustomize(
+                Some(&ns),
+                Some(&format!("{}-", names.id)),
+                components,
+            ))
         }
-        Renderer::Helm => parse_stream(&helm_template(&names.id, &ns, &[])),
+        Renderer::Helm => {
+            let values: &[&str] = if mirror {
+                &["--set", "mirror.enabled=true"]
+            } else {
+                &[]
+            };
+            parse_stream(&helm_template(&names.id, &ns, values))
+        }
     };
-    assert_rbac_is_exactly_expected(&objects, &ns, "rendered for the test");
+    assert_rbac_is_exactly_expected(&objects, &ns, "rendered for the test", mirror);
     objects
 }
 
@@ -859,7 +884,7 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     let names = TestNames::new(prefix);
     let op_ns = names.ns("op");
     let client = setup(&names).await;
-    let rendered = rendered_for_test(&names, renderer);
+    let rendered = rendered_for_test(&names, renderer, false);
     let identity = identity_of(&rendered);
     apply(&identity.iter().collect::<Vec<_>>());
     let sa = identity
@@ -1034,8 +1059,20 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     })
     .await;
 
-    // Not one request was refused along the way (watches, leases, writes, Events).
+    // The operator sees the fence its identity is behind, and without
+    // EcrMirror's part of deploy/ its mirror controller is off.
+    let (_, metrics) = operator.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("ecr_operator_admission_fence_enforced 1"),
+        "{metrics}"
+    );
+    let (code, readyz) = operator.admin_get("/readyz").await;
+    assert_eq!((code, readyz.as_str()), (200, "ready"));
     let logs = operator.logs();
+    assert!(logs.contains("EcrMirror controller off"), "{logs}");
+
+    // Not one request was refused along the way (watches, leases, writes,
+    // Events), but the fence's probe.
     assert!(!logs.is_empty(), "operator wrote no logs");
     for line in logs.lines() {
         assert!(

@@ -6,7 +6,7 @@
 //! status.managedNamespaces and status.registries itself, which is all an EcrMirror
 //! reads of it.
 
-use crate::deploy::{kustomize, parse_stream};
+use crate::deploy::{kustomize, of_kind, parse_stream};
 use crate::least_privilege::{fence_objects, install_fence, remove_fence};
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::fixtures;
@@ -48,7 +48,7 @@ impl World {
     }
 
     /// `least_privilege`: the controller runs as a ServiceAccount with exactly
-    /// [`controller_rules`], behind deploy/'s admission fence, not as the bed's admin.
+    /// deploy/'s cluster rules, behind deploy/'s admission fence, not as the bed's admin.
     async fn start_as(prefix: &str, secret_in_namespace: bool, least_privilege: bool) -> Self {
         let bed = Bed::get();
         let names = TestNames::new(prefix);
@@ -265,26 +265,23 @@ impl World {
     }
 }
 
-/// Every permission the EcrMirror controller needs, cluster-wide (what deploy/
-/// must grant; plus, as for EcrRegistry, reading credential Secrets in the
-/// operator's namespace when an EcrRegistry uses spec.auth.secretRef).
-fn controller_rules() -> Value {
-    json!([
-        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrmirrors"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrmirrors/status"], "verbs": ["patch"]},
-        {"apiGroups": ["ecr-operator.io"], "resources": ["ecrregistries"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["list", "watch", "create", "patch", "delete"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
-    ])
-}
-
 /// A client for the ServiceAccount `mirror` in the test's operator namespace,
-/// bound to exactly [`controller_rules`], and behind the admission fence of
-/// deploy/ (its policy and binding, with a Deployment that runs as `mirror` with
-/// [`IMAGE`]), which is returned for removal.
+/// bound to exactly the cluster rules deploy/ renders with EcrMirror on (the
+/// operator's and its mirror ClusterRole's), and behind the admission fence of
+/// deploy/ (its policy and binding, with `mirror` and [`IMAGE`] as its
+/// parameter), which is returned for removal.
 async fn least_privilege_client(admin: &Client, names: &TestNames) -> (Client, Vec<Value>) {
     let op = names.ns("op");
     let rbac_name = format!("{}-mirror", names.id);
+    let rendered = parse_stream(&kustomize(
+        Some(&op),
+        Some(&format!("{}-", names.id)),
+        &["mirror"],
+    ));
+    let rules: Vec<Value> = of_kind(&rendered, "ClusterRole")
+        .iter()
+        .flat_map(|r| r["rules"].as_array().unwrap().clone())
+        .collect();
     let sa: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": "mirror", "namespace": op}})).unwrap();
     Api::<ServiceAccount>::namespaced(admin.clone(), &op)
@@ -293,7 +290,7 @@ async fn least_privilege_client(admin: &Client, names: &TestNames) -> (Client, V
         .expect("create ServiceAccount");
     let role: ClusterRole = serde_json::from_value(json!({
         "metadata": {"name": rbac_name},
-        "rules": controller_rules(),
+        "rules": rules,
     }))
     .unwrap();
     Api::<ClusterRole>::all(admin.clone())
@@ -313,7 +310,6 @@ async fn least_privilege_client(admin: &Client, names: &TestNames) -> (Client, V
     let bed = Bed::get();
     let path = bed.mint_kubeconfig(&["--service-account", &format!("{op}/mirror")]);
     let client = bed.client_for(&path).await;
-    let rendered = parse_stream(&kustomize(Some(&op), Some(&format!("{}-", names.id)), &[]));
     let fence = fence_objects(&rendered, Some("mirror"), Some(IMAGE));
     install_fence(&fence, &client, &op).await;
     (client, fence)

@@ -14,8 +14,8 @@
 //! - Jobs and CronJobs: only EcrMirror workloads as `mirror::job` renders them,
 //!   with the operator's image.
 //!
-//! The binding takes the operator's identity and image from its Deployment, which
-//! is applied scaled to 0: the bed has no kubelet. deploy.rs (the operator binary,
+//! The binding takes the operator's identity and mirror image from its
+//! ServiceAccount (the policy's parameter). deploy.rs (the operator binary,
 //! every EcrRegistry feature) and ecr_mirror.rs (the mirror controller) run the
 //! operator behind this fence too.
 
@@ -26,6 +26,7 @@ use ecr_operator::crd::ecr_mirror::EcrMirror;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use ecr_operator::registry::apply::field_manager;
 use ecr_operator::registry::desired_secret::DesiredSecret;
+use ecr_operator::runtime::fence::{self, Fence};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -39,7 +40,7 @@ const ACCOUNT: &str = "123456789012";
 // The fence, shared with deploy.rs and ecr_mirror.rs
 
 /// The fence out of rendered deploy/ objects: the policy, its binding and the
-/// Deployment they read the operator's identity and image from, with no replica.
+/// ServiceAccount it takes the operator's identity and mirror image from.
 /// `service_account` and `image` replace the rendered ones (for a controller that
 /// runs as another ServiceAccount, or with another image).
 pub(crate) fn fence_objects(
@@ -53,35 +54,36 @@ pub(crate) fn fence_objects(
         found[0].clone()
     };
     let policy = one("ValidatingAdmissionPolicy");
-    let binding = one("ValidatingAdmissionPolicyBinding");
-    let mut deployment = one("Deployment");
+    let mut binding = one("ValidatingAdmissionPolicyBinding");
+    let mut account = one("ServiceAccount");
     assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
     assert_eq!(
         binding["spec"]["paramRef"]["name"],
-        deployment["metadata"]["name"]
+        account["metadata"]["name"]
     );
     assert_eq!(
         binding["spec"]["paramRef"]["namespace"],
-        deployment["metadata"]["namespace"]
+        account["metadata"]["namespace"]
     );
     assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
-    deployment["spec"]["replicas"] = json!(0);
-    let pod = &mut deployment["spec"]["template"]["spec"];
+    let deployment = one("Deployment");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(
+        account["metadata"]["annotations"][MIRROR_IMAGE], container["image"],
+        "the fence admits the operator's own image for mirror Jobs"
+    );
     if let Some(sa) = service_account {
-        pod["serviceAccountName"] = json!(sa);
+        account["metadata"]["name"] = json!(sa);
+        binding["spec"]["paramRef"]["name"] = json!(sa);
     }
     if let Some(image) = image {
-        for c in pod["containers"].as_array_mut().unwrap() {
-            c["image"] = json!(image);
-            for e in c["env"].as_array_mut().into_iter().flatten() {
-                if e["name"] == "ECR_OPERATOR_IMAGE" {
-                    e["value"] = json!(image);
-                }
-            }
-        }
+        account["metadata"]["annotations"][MIRROR_IMAGE] = json!(image);
     }
-    vec![policy, binding, deployment]
+    vec![policy, binding, account]
 }
+
+/// The ServiceAccount annotation that names the image mirror Jobs may run.
+const MIRROR_IMAGE: &str = "ecr-operator.io/mirror-image";
 
 /// A Job as anyone but the operator would write it: busybox as root, reading a
 /// Secret.
@@ -105,35 +107,29 @@ fn root_job(name: &str, secret: &str) -> Value {
 }
 
 /// Applies the fence and waits until the API server enforces it on `operator`'s
-/// requests (a dry-run create of a root Job, which the RBAC allows, is refused by
-/// the policy): the policy, the binding and the Deployment reach the API server's
-/// admission informers a moment after they are stored.
+/// requests, as the operator itself checks it (`runtime::fence`: a dry-run create
+/// of an unlabelled Secret, which the RBAC allows, is refused by the policy): the
+/// policy, the binding and the ServiceAccount reach the API server's admission
+/// informers a moment after they are stored.
 pub(crate) async fn install_fence(fence: &[Value], operator: &Client, ns: &str) {
     apply(&fence.iter().collect::<Vec<_>>());
-    let jobs: Api<Job> = Api::namespaced(operator.clone(), ns);
-    let probe: Job = serde_json::from_value(root_job("fence-probe", "none")).unwrap();
-    let dry_run = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let answer = jobs.create(&dry_run, &probe).await;
-        match &answer {
-            Err(kube::Error::Api(s)) if s.message.contains("ValidatingAdmissionPolicy") => return,
-            _ => {}
+        let found = fence::probe(operator, ns).await;
+        if found == Fence::Enforced {
+            return;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the admission fence is not enforced after 30 s; last answer: {answer:?}"
+            "the admission fence is not enforced after 30 s: {found:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
 
-/// Deletes the policy and its binding (the Deployment goes with its namespace).
+/// Deletes the policy and its binding (the ServiceAccount goes with its namespace).
 pub(crate) fn remove_fence(fence: &[Value]) {
-    for o in fence.iter().filter(|o| o["kind"] != "Deployment") {
+    for o in fence.iter().filter(|o| o["kind"] != "ServiceAccount") {
         let kind = o["kind"].as_str().unwrap().to_lowercase();
         let name = o["metadata"]["name"].as_str().unwrap();
         let _ = run(
@@ -159,12 +155,13 @@ struct Fenced {
 }
 
 impl Fenced {
-    async fn start(prefix: &str) -> Self {
+    /// With EcrMirror's permissions (`mirror`) or without.
+    async fn start(prefix: &str, mirror: bool) -> Self {
         let bed = Bed::get();
         let names = TestNames::new(prefix);
         let op_ns = names.ns("op");
         let admin = setup(&names).await;
-        let rendered = rendered_for_test(&names, Renderer::Kustomize);
+        let rendered = rendered_for_test(&names, Renderer::Kustomize, mirror);
         let identity = identity_of(&rendered);
         apply(&identity.iter().collect::<Vec<_>>());
         let sa = format!("{}-ecr-operator", names.id);
@@ -185,9 +182,9 @@ impl Fenced {
         }
     }
 
-    /// The image the fence lets mirror Jobs use: the Deployment's.
+    /// The image the fence lets mirror Jobs use: the operator's own.
     fn operator_image(&self) -> String {
-        self.fence[2]["spec"]["template"]["spec"]["containers"][0]["image"]
+        self.fence[2]["metadata"]["annotations"][MIRROR_IMAGE]
             .as_str()
             .unwrap()
             .to_string()
@@ -315,7 +312,7 @@ fn desired_secret(registry: &EcrRegistry, ns: &str) -> Secret {
 
 #[tokio::test]
 async fn secrets_the_operator_does_not_manage_are_refused_and_never_answered() {
-    let w = Fenced::start("lpsec").await;
+    let w = Fenced::start("lpsec", false).await;
     let reg = registry(&w, &w.other).await;
     let foreign = w.foreign_secret("foreign", json!({})).await;
     // A look-alike: the operator's labels and type, but no EcrRegistry owner.
@@ -463,9 +460,67 @@ async fn secrets_the_operator_does_not_manage_are_refused_and_never_answered() {
 /// in name order by the API server's one delete worker (the default
 /// `--delete-collection-workers=1`); the first refusal ends the request with that
 /// error, after the Secrets before it are gone.
+/// Without EcrMirror's part of deploy/ (the default) the operator's identity has
+/// no batch verb at all: the RBAC refuses before the fence is asked.
+#[tokio::test]
+async fn without_the_mirror_component_no_batch_verb_is_granted() {
+    let w = Fenced::start("lpnob", false).await;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let job: Job = serde_json::from_value(root_job("no-batch", "none")).unwrap();
+    let jobs: Api<Job> = Api::namespaced(w.operator.clone(), &w.other);
+    let cron_jobs: Api<CronJob> = Api::all(w.operator.clone());
+    for (what, answer) in [
+        (
+            "create a Job",
+            jobs.create(&dry_run, &job).await.map(|_| ()),
+        ),
+        (
+            "list Jobs",
+            jobs.list(&ListParams::default()).await.map(|_| ()),
+        ),
+        (
+            "watch CronJobs",
+            cron_jobs.list(&ListParams::default()).await.map(|_| ()),
+        ),
+    ] {
+        match answer {
+            Err(kube::Error::Api(s)) => assert!(
+                s.code == 403 && s.message.contains("cannot"),
+                "{what}: refused, but not by the RBAC: {s:?}"
+            ),
+            other => panic!("{what}: not refused: {other:?}"),
+        }
+    }
+    w.stop().await;
+}
+
+/// An uninstalled and reinstalled fence (a Helm upgrade that turns it off and on,
+/// a reinstall) is enforced again.
+#[tokio::test]
+async fn a_reinstalled_fence_is_enforced_again() {
+    let w = Fenced::start("lpre", false).await;
+    remove_fence(&w.fence);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while fence::probe(&w.operator, &w.op_ns).await != Fence::NotEnforced {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the removed fence is still enforced after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The API server refreshes its policies every second: let it drop the last
+    // one that used the parameter's kind.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    install_fence(&w.fence, &w.operator, &w.op_ns).await;
+    w.stop().await;
+}
+
 #[tokio::test]
 async fn deletecollection_is_admitted_secret_by_secret() {
-    let w = Fenced::start("lpdc").await;
+    let w = Fenced::start("lpdc", false).await;
     let reg = registry(&w, &w.other).await;
     let theirs = w.secrets(&w.operator);
     let label = format!("ecr-operator.io/registry={}", w.names.id);
@@ -510,7 +565,7 @@ async fn deletecollection_is_admitted_secret_by_secret() {
 
 #[tokio::test]
 async fn the_operators_own_secrets_are_still_written_taken_back_and_removed() {
-    let w = Fenced::start("lpown").await;
+    let w = Fenced::start("lpown", false).await;
     let reg = registry(&w, &w.other).await;
     let ours = desired_secret(&reg, &w.other);
     let name = ours.name_any();
@@ -583,7 +638,7 @@ async fn the_operators_own_secrets_are_still_written_taken_back_and_removed() {
 
 #[tokio::test]
 async fn service_accounts_only_take_image_pull_secrets() {
-    let w = Fenced::start("lpsa").await;
+    let w = Fenced::start("lpsa", false).await;
     let role = "arn:aws:iam::111122223333:role/app";
     let sa: ServiceAccount = serde_json::from_value(json!({
         "metadata": {
@@ -673,7 +728,7 @@ async fn service_accounts_only_take_image_pull_secrets() {
 
 #[tokio::test]
 async fn only_mirror_jobs_with_the_operators_image_are_admitted() {
-    let w = Fenced::start("lpjob").await;
+    let w = Fenced::start("lpjob", true).await;
     let reg = registry(&w, &w.other).await;
     let mirrors: Api<EcrMirror> = Api::namespaced(w.admin.clone(), &w.other);
     let mirror: EcrMirror = serde_json::from_value(json!({
@@ -874,8 +929,42 @@ patches:
     assert!(kinds(&off).is_empty(), "{:?}", kinds(&off));
     assert_eq!(of_kind(&off, "Deployment").len(), 1);
 
+    // An overlay's `images:` reaches the image mirror Jobs run (with EcrMirror on)
+    // and the one the fence admits for them.
+    let overlay = tempfile::tempdir().unwrap();
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            r#"resources: [{}]
+components: [{}]
+images:
+  - name: ghcr.io/ecr-operator/ecr-operator
+    newName: registry.example/mirrored/ecr-operator
+    newTag: "9.9"
+"#,
+            crate::deploy::relative(overlay.path(), &base).display(),
+            crate::deploy::relative(overlay.path(), &base.join("components/mirror")).display()
+        ),
+    )
+    .unwrap();
+    let images = run_ok(kubectl_admin().arg("kustomize").arg(overlay.path()), None);
+    let images = parse_stream(&images);
+    let container = &of_kind(&images, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    let own = env
+        .iter()
+        .find(|e| e["name"] == "ECR_OPERATOR_IMAGE")
+        .unwrap();
+    for image in [
+        &container["image"],
+        &own["value"],
+        &of_kind(&images, "ServiceAccount")[0]["metadata"]["annotations"][MIRROR_IMAGE],
+    ] {
+        assert_eq!(image, "registry.example/mirrored/ecr-operator:9.9");
+    }
+
     // The binding follows the release's names, and kustomize's namespace and prefix.
-    for (objects, deployment, ns) in [
+    for (objects, account, ns) in [
         (
             parse_stream(&helm_template("x", "elsewhere", &[])),
             "x-ecr-operator",
@@ -888,7 +977,7 @@ patches:
         ),
     ] {
         let binding = of_kind(&objects, "ValidatingAdmissionPolicyBinding")[0];
-        assert_eq!(binding["spec"]["paramRef"]["name"], deployment);
+        assert_eq!(binding["spec"]["paramRef"]["name"], account);
         assert_eq!(binding["spec"]["paramRef"]["namespace"], ns);
         assert_eq!(binding["spec"]["policyName"], "x-ecr-operator");
         assert_eq!(

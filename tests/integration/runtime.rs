@@ -50,6 +50,11 @@ async fn admin_server_reports_health_readiness_and_metrics() {
     })
     .await;
     wait_ready(&client, &names.id, "True", Some("Synced"), 20).await;
+    let (_, readyz) = operator.admin_get("/readyz").await;
+    assert!(
+        readyz.starts_with("ready\nwarning: the admission fence is not enforced"),
+        "{readyz}"
+    );
 
     let (code, text) = operator.admin_get("/metrics").await;
     assert_eq!(code, 200);
@@ -66,6 +71,8 @@ async fn admin_server_reports_health_readiness_and_metrics() {
         "ecr_operator_kubernetes_requests_total{verb=\"patch\",code=\"201\"}".to_string(),
         "ecr_operator_reconcile_duration_seconds_count".to_string(),
         "ecr_operator_leader 1".to_string(),
+        // As the bed's admin, no admission fence holds it back.
+        "ecr_operator_admission_fence_enforced 0".to_string(),
     ] {
         assert!(text.contains(&needle), "/metrics lacks {needle}:\n{text}");
     }
