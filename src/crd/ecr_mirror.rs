@@ -50,8 +50,8 @@ const SCHEDULE_PATTERN: &str = r"^(@[a-z]+( [0-9a-z]+)?|[^ ]+( +[^ ]+){4})$";
 #[x_kube(validation = Rule::new("!has(self.suspend) || !self.suspend || has(self.schedule)").message("spec.suspend: only a scheduled mirror (spec.schedule) can be suspended"))]
 pub struct EcrMirrorSpec {
     /// The EcrRegistry whose managed secret authenticates to ECR. It must select this
-    /// namespace (its status.managedNamespaces lists the namespace once the secret is
-    /// written); the secret is mounted into the Job read-only. Its identity also
+    /// namespace (the mirror waits until its secret is written there); the secret is
+    /// mounted into the Job read-only. Its identity also
     /// creates the ECR repository of a push.
     pub registry_ref: RegistryRef,
 

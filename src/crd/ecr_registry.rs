@@ -252,12 +252,16 @@ pub struct EcrRegistryStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaces: Option<NamespaceCounts>,
 
-    /// Namespaces that hold this registry's managed secret; the operator removes the
-    /// secret from those that leave the selection.
+    /// Deprecated: release 0.1 listed here the namespaces that hold the managed
+    /// secret. They are now recorded in ConfigMaps ecr-registry.<name>.<n> in the
+    /// operator's namespace (a list of every namespace made the status grow with
+    /// the cluster); read once on upgrade, then left empty. Written again only
+    /// while that record cannot be written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managed_namespaces: Vec<String>,
 
-    /// Name of the secret in managedNamespaces (to move it when spec.secret.name changes).
+    /// Name of the managed secret where it was written (to move it when
+    /// spec.secret.name changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
 

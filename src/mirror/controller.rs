@@ -22,6 +22,7 @@ use crate::mirror::ecr::Ecr;
 use crate::mirror::job::{self as mirror_job, MIRROR_LABEL};
 use crate::mirror::plan::{self, Observed};
 use crate::mirror::status::{self, StatusInput};
+use crate::registry::record;
 use crate::runtime::backoff::Backoffs;
 use crate::runtime::events::Events;
 use crate::runtime::metrics::Metrics;
@@ -186,7 +187,8 @@ async fn reconcile(mirror: Arc<EcrMirror>, ctx: Arc<Context>) -> Result<Action> 
 
 impl Context {
     async fn sync(&self, mirror: &EcrMirror) -> Result<Action> {
-        let observed = self.observe(mirror);
+        let registry = self.registry_of(mirror).await?;
+        let observed = self.observe(mirror, registry);
 
         let step = self.apply(mirror, &observed).await?;
         let blocked = observed
@@ -228,13 +230,32 @@ impl Context {
         Ok(plan::requeue(retry, blocked.as_ref()))
     }
 
-    /// The EcrMirror's registry, Jobs and CronJob, from the caches.
-    fn observe(&self, mirror: &EcrMirror) -> Observed {
+    /// The EcrMirror's registry from the cache, with `status.managedNamespaces`
+    /// saying whether its record holds the mirror's namespace (one get): that
+    /// list is what resolving a mirror reads (the record is not in the status).
+    async fn registry_of(&self, mirror: &EcrMirror) -> Result<Option<Arc<EcrRegistry>>> {
+        let ns = mirror.namespace().unwrap_or_default();
+        let Some(registry) = self
+            .registries
+            .get(&ObjectRef::new(&mirror.spec.registry_ref.name))
+        else {
+            return Ok(None);
+        };
+        let op_ns = &self.config.operator_namespace;
+        let present = record::contains(&self.client, op_ns, &registry, &ns).await?;
+        let mut known = (*registry).clone();
+        let status = known.status.get_or_insert_default();
+        status.managed_namespaces.retain(|m| *m == ns && present);
+        if present && status.managed_namespaces.is_empty() {
+            status.managed_namespaces.push(ns);
+        }
+        Ok(Some(Arc::new(known)))
+    }
+
+    /// The EcrMirror's Jobs and CronJob, from the caches.
+    fn observe(&self, mirror: &EcrMirror, registry: Option<Arc<EcrRegistry>>) -> Observed {
         let ns = mirror.namespace().unwrap_or_default();
         let name = mirror.name_any();
-        let registry = self
-            .registries
-            .get(&ObjectRef::new(&mirror.spec.registry_ref.name));
         let jobs = self
             .jobs
             .state()

@@ -13,6 +13,7 @@ use crate::registry::metrics::RegistryMetrics;
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::observe;
 use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, Plan};
+use crate::registry::record;
 use crate::registry::requeue::{self, Pass, Requeue};
 use crate::registry::resync::{self, Ledger, Written};
 use crate::registry::status::{self, StatusInput, SyncOutcome};
@@ -40,6 +41,8 @@ use tracing::Instrument;
 pub const FINALIZER: &str = "ecr-operator.io/cleanup";
 /// The controller's name in metrics.
 const CONTROLLER: &str = "EcrRegistry";
+/// EcrRegistries reconciled at once.
+const RECONCILE_CONCURRENCY: u16 = 4;
 
 /// How the controller runs.
 #[derive(Clone, Debug)]
@@ -70,8 +73,20 @@ pub struct Context {
     /// What this process wrote per registry, by namespace UID: what makes the
     /// steady state quiet, and when each secret is re-asserted.
     written: Mutex<HashMap<String, Ledger>>,
+    /// Each registry's record of where its secrets live, as last read or written
+    /// (loaded at its first pass), by registry name.
+    records: Records,
     backoff: Backoffs,
     events: Events,
+}
+
+type Records = Arc<Mutex<HashMap<String, Record>>>;
+
+/// What a registry's record ConfigMaps hold.
+struct Record {
+    /// The registry object's UID (a registry created again starts afresh).
+    uid: String,
+    namespaces: BTreeSet<String>,
 }
 
 /// Shared with the admin server.
@@ -95,7 +110,11 @@ pub async fn run(
     if let Some(sel) = &config.registry_selector {
         registry_watch = registry_watch.labels(sel);
     }
-    let controller = Controller::new(registries, registry_watch);
+    // Bounded: each pass already has up to apply::CONCURRENCY writes in flight,
+    // and a burst of events over many registries must not multiply that.
+    let controller = Controller::new(registries, registry_watch).with_config(
+        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+    );
 
     // Only labels and the deletion timestamp of namespaces are read.
     let (namespaces, ns_events, ns_listed) = cached(
@@ -137,6 +156,7 @@ pub async fn run(
         credentials,
         caches_ready: AtomicBool::default(),
         written: Mutex::default(),
+        records: Records::default(),
         backoff: Backoffs::default(),
     });
     tokio::spawn(open_gate(
@@ -145,11 +165,12 @@ pub async fn run(
     ));
 
     let all = ctx.registries.clone();
+    let records = ctx.records.clone();
     let by_sa = ctx.registries.clone();
     let by_secret = ctx.registries.clone();
     let operator_ns = ctx.config.operator_namespace.clone();
     controller
-        .watches_stream(ns_events, move |ns| concerned_by(&all, &ns))
+        .watches_stream(ns_events, move |ns| concerned_by(&all, &records, &ns))
         .watches_stream(sa_events, move |sa| listing_service_account(&by_sa, &sa))
         .watches_stream(credential_events, move |secret| {
             using_credentials(&by_secret, &operator_ns, &secret)
@@ -192,6 +213,7 @@ async fn open_gate(ctx: Arc<Context>, listed: [Arc<AtomicBool>; 3]) {
 /// work.
 fn concerned_by(
     registries: &Store<EcrRegistry>,
+    records: &Records,
     ns: &PartialObjectMeta<Namespace>,
 ) -> Vec<ObjectRef<EcrRegistry>> {
     let observed = ObservedNamespace {
@@ -200,16 +222,20 @@ fn concerned_by(
         labels: ns.labels().clone(),
         terminating: ns.meta().deletion_timestamp.is_some(),
     };
+    let records = records.lock().expect("lock");
     registries
         .state()
         .iter()
         .filter(|r| {
             let selects =
                 NamespaceMatcher::new(&r.spec.namespaces).map_or(true, |m| m.matches(&observed));
-            let manages = r
-                .status
-                .as_ref()
-                .is_none_or(|s| s.managed_namespaces.binary_search(&observed.name).is_ok());
+            // Not loaded yet: its first pass is still to come anyway.
+            let manages = records
+                .get(&r.name_any())
+                .is_none_or(|rec| rec.namespaces.contains(&observed.name))
+                || r.status
+                    .as_ref()
+                    .is_some_and(|s| s.managed_namespaces.contains(&observed.name));
             selects || manages
         })
         .map(|r| ObjectRef::from_obj(&**r))
@@ -299,18 +325,17 @@ impl Context {
         let token_error_transient = token.error.as_ref().is_some_and(Error::is_transient);
         let mut secret =
             desired_secret::for_token(registry, token.token.as_ref(), token.error, now);
-        // The cached object may predate our last status write: what this process
-        // wrote is managed whatever it says, for planning and for the new status.
-        let known = self.with_own_writes(registry);
-        let (plan, uids) = match self.plan(&known, secret.desired.as_ref(), deleting, now) {
-            Ok(planned) => planned,
-            // A spec the CRD's rules let through: reported, and nothing is touched.
-            Err(e) => {
-                secret.error = Some(e);
-                secret.desired = None;
-                Default::default()
-            }
-        };
+        let managed = self.managed(registry).await?;
+        let (plan, uids) =
+            match self.plan(registry, &managed, secret.desired.as_ref(), deleting, now) {
+                Ok(planned) => planned,
+                // A spec the CRD's rules let through: reported, and nothing is touched.
+                Err(e) => {
+                    secret.error = Some(e);
+                    secret.desired = None;
+                    Default::default()
+                }
+            };
         let outcome = apply(&self.client, &name, &plan, secret.desired.as_ref()).await;
         let next_resync = self.remember(
             &name,
@@ -322,11 +347,15 @@ impl Context {
         );
         if deleting {
             self.registry_metrics.forget(&name);
+            self.records.lock().expect("lock").remove(&name);
             return cleanup_result(&outcome);
         }
 
-        let new_status = status::compute(&StatusInput {
-            registry: &known,
+        let next = record::next(&managed, &plan, &outcome);
+        let recorded = self.write_record(registry, &next).await;
+        let mut new_status = status::compute(&StatusInput {
+            registry,
+            managed: &next,
             plan: &plan,
             outcome: &outcome,
             token: token.token.as_ref(),
@@ -336,6 +365,11 @@ impl Context {
             error: secret.error.as_ref(),
             now,
         });
+        // Where the record could not be written, the status keeps the list (as
+        // release 0.1 did) so that nothing is lost; normally it holds none.
+        if !recorded {
+            new_status.managed_namespaces = next.into_iter().collect();
+        }
         self.registry_metrics.record(&name, &new_status);
         // Compared with what the API server last told us.
         self.write_status(registry, new_status).await?;
@@ -391,31 +425,75 @@ impl Context {
         Identity::for_registry_from(registry, ns, secret.as_deref())
     }
 
-    /// `registry` with the namespaces this process wrote to added to
-    /// `status.managedNamespaces`.
-    fn with_own_writes(&self, registry: &EcrRegistry) -> EcrRegistry {
+    /// The namespaces `registry` has its secret in: its record (loaded once), a
+    /// list release 0.1 left in its status, and what this process wrote (the
+    /// record may lag behind a write that failed to be recorded).
+    async fn managed(&self, registry: &EcrRegistry) -> Result<BTreeSet<String>> {
+        let name = registry.name_any();
+        let uid = registry.uid().unwrap_or_default();
+        let loaded = {
+            let records = self.records.lock().expect("lock");
+            records
+                .get(&name)
+                .filter(|r| r.uid == uid)
+                .map(|r| r.namespaces.clone())
+        };
+        let mut managed = match loaded {
+            Some(namespaces) => namespaces,
+            None => {
+                let ns = &self.config.operator_namespace;
+                let namespaces = record::load(&self.client, ns, registry)
+                    .await?
+                    .unwrap_or_default();
+                let rec = Record {
+                    uid,
+                    namespaces: namespaces.clone(),
+                };
+                self.records.lock().expect("lock").insert(name.clone(), rec);
+                namespaces
+            }
+        };
+        if let Some(s) = &registry.status {
+            managed.extend(s.managed_namespaces.iter().cloned());
+        }
         let written = self.written.lock().expect("lock");
-        let ours = written.get(&registry.name_any());
-        let mut known = registry.clone();
-        let status = known.status.get_or_insert_default();
-        status.managed_namespaces = status
-            .managed_namespaces
-            .iter()
-            .chain(
-                ours.into_iter()
-                    .flat_map(|l| l.values().map(|w| &w.namespace)),
-            )
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        known
+        if let Some(ledger) = written.get(&name) {
+            managed.extend(ledger.values().map(|w| w.namespace.clone()));
+        }
+        Ok(managed)
+    }
+
+    /// Writes the chunks of the record that changed; false when that failed (the
+    /// status keeps the list then).
+    async fn write_record(&self, registry: &EcrRegistry, next: &BTreeSet<String>) -> bool {
+        let name = registry.name_any();
+        let old = match self.records.lock().expect("lock").get(&name) {
+            Some(r) if &r.namespaces == next => return true,
+            Some(r) => r.namespaces.clone(),
+            None => BTreeSet::new(),
+        };
+        let ns = &self.config.operator_namespace;
+        match record::write(&self.client, ns, registry, &old, next).await {
+            Ok(()) => {
+                let rec = Record {
+                    uid: registry.uid().unwrap_or_default(),
+                    namespaces: next.clone(),
+                };
+                self.records.lock().expect("lock").insert(name, rec);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(registry = %name, error = %e, "could not record where the secrets are; kept in the status");
+                false
+            }
+        }
     }
 
     /// Observes the caches and plans; also returns the UID of each namespace.
     fn plan(
         &self,
         registry: &EcrRegistry,
+        managed: &BTreeSet<String>,
         desired: Option<&DesiredSecret>,
         deleting: bool,
         now: jiff::Timestamp,
@@ -423,7 +501,7 @@ impl Context {
         let name = registry.name_any();
         let namespaces = observe::namespaces(&self.namespaces);
         let service_accounts = observe::service_accounts(&self.service_accounts);
-        let claims = observe::claims_by_others(&self.registries, &namespaces);
+        let claims = observe::claims_by_others(registry, &self.registries, &namespaces);
         let ledger = self
             .written
             .lock()
@@ -433,9 +511,10 @@ impl Context {
             .unwrap_or_default();
         let plan = plan::plan(&Observed {
             registry,
+            managed,
             namespaces: &namespaces,
             service_accounts: &service_accounts,
-            claimed_by_others: claims.get(&name).unwrap_or(&BTreeMap::new()),
+            claimed_by_others: &claims,
             desired,
             applied: &resync::fresh(&ledger, now),
             deleting,

@@ -5,8 +5,8 @@
 //! [`token`] (the shared token cache and refresh timing) → [`desired_secret`]
 //! (the secret a token makes) → [`observe`] and [`plan`] (pure, with
 //! [`namespace_selection`]) → [`apply`] (thin API layer) → [`status`] (pure) →
-//! [`requeue`] (pure, with [`resync`]: drift repair). [`metrics`] are the
-//! per-registry series.
+//! [`requeue`] (pure, with [`resync`]: drift repair). [`record`] keeps where the
+//! secrets live; [`metrics`] are the per-registry series.
 
 pub mod apply;
 pub mod controller;
@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod namespace_selection;
 pub mod observe;
 pub mod plan;
+pub mod record;
 pub mod requeue;
 pub mod resync;
 pub mod status;

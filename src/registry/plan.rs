@@ -47,6 +47,8 @@ pub struct ObservedServiceAccount {
 /// Everything the plan depends on.
 pub struct Observed<'a> {
     pub registry: &'a EcrRegistry,
+    /// Namespaces the registry has its secret in (its record).
+    pub managed: &'a BTreeSet<String>,
     pub namespaces: &'a [ObservedNamespace],
     pub service_accounts: &'a [ObservedServiceAccount],
     /// Namespaces where an older EcrRegistry writes a secret of the same name.
@@ -101,7 +103,7 @@ struct Names<'a> {
     secret: String,
     /// The secret's name when last written (differs after a rename).
     old_secret: String,
-    /// Namespaces the registry wrote to (status and this process's memory).
+    /// Namespaces the registry wrote to (its record and this process's memory).
     managed: BTreeSet<&'a str>,
     /// Selected namespaces it may write to (no other registry's claim).
     writable: BTreeSet<&'a str>,
@@ -117,11 +119,7 @@ pub fn plan(observed: &Observed<'_>) -> Result<Plan, String> {
             .and_then(|s| s.secret_name.clone())
             .unwrap_or_else(|| secret.clone()),
         secret,
-        managed: status
-            .iter()
-            .flat_map(|s| &s.managed_namespaces)
-            .map(String::as_str)
-            .collect(),
+        managed: observed.managed.iter().map(String::as_str).collect(),
         writable: BTreeSet::new(),
     };
     let mut p = Plan::default();
@@ -350,8 +348,16 @@ mod tests {
     ) -> Observed<'a> {
         static NONE: std::sync::LazyLock<BTreeMap<String, String>> =
             std::sync::LazyLock::new(BTreeMap::new);
+        // Where the secrets are: the fixture's status list (as release 0.1 kept it).
+        let managed: &'static BTreeSet<String> = Box::leak(Box::new(
+            r.status
+                .iter()
+                .flat_map(|s| s.managed_namespaces.clone())
+                .collect(),
+        ));
         Observed {
             registry: r,
+            managed,
             namespaces: nss,
             service_accounts: sas,
             claimed_by_others: &NONE,

@@ -23,6 +23,8 @@ pub struct SyncOutcome {
 
 pub struct StatusInput<'a> {
     pub registry: &'a EcrRegistry,
+    /// Where the secrets are after this pass ([`crate::registry::record::next`]).
+    pub managed: &'a BTreeSet<String>,
     pub plan: &'a Plan,
     pub outcome: &'a SyncOutcome,
     /// The token now in the secrets, if any.
@@ -42,11 +44,7 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
     let plan = input.plan;
     let outcome = input.outcome;
 
-    let mut managed: BTreeSet<String> = prev.managed_namespaces.iter().cloned().collect();
-    for ns in outcome.removed.iter().chain(&plan.forget) {
-        managed.remove(ns);
-    }
-    managed.extend(outcome.written.iter().cloned());
+    let managed = input.managed;
 
     let mut failures: Vec<NamespaceFailure> = plan
         .conflicts
@@ -99,7 +97,8 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
         next_refresh_time: input.next_refresh.map(time),
         namespaces: Some(counts),
         secret_name: (!managed.is_empty()).then(|| input.registry.secret_name()),
-        managed_namespaces: managed.into_iter().collect(),
+        // In the record, not the status (see record.rs).
+        managed_namespaces: vec![],
         failures,
     }
 }
@@ -179,11 +178,17 @@ mod tests {
 
     fn registry() -> EcrRegistry {
         let mut r = test_support::ecr_registry("reg");
-        r.status = Some(EcrRegistryStatus {
-            managed_namespaces: vec!["a".into(), "gone".into(), "old".into()],
-            ..Default::default()
-        });
+        r.status = Some(EcrRegistryStatus::default());
         r
+    }
+
+    fn set(names: &[String]) -> BTreeSet<String> {
+        names.iter().cloned().collect()
+    }
+
+    /// Where the secrets were before the pass.
+    fn managed() -> BTreeSet<String> {
+        set(&["a".into(), "gone".into(), "old".into()])
     }
 
     fn token(now: jiff::Timestamp) -> AuthToken {
@@ -199,6 +204,7 @@ mod tests {
     ) -> EcrRegistryStatus {
         compute(&StatusInput {
             registry: r,
+            managed: &managed(),
             plan,
             outcome: &SyncOutcome::default(),
             token,
@@ -231,8 +237,7 @@ mod tests {
     fn synced_never_counts_a_failure_beyond_the_listed_ones() {
         let now = jiff::Timestamp::UNIX_EPOCH;
         let all: Vec<String> = (0..30).map(|i| format!("ns-{i:02}")).collect();
-        let mut r = registry();
-        r.status.as_mut().unwrap().managed_namespaces = all.clone();
+        let r = registry();
         let plan = Plan {
             selected: all.clone(),
             keep: all.clone(),
@@ -252,6 +257,7 @@ mod tests {
         let t = token(now);
         let s = compute(&StatusInput {
             registry: &r,
+            managed: &set(&all),
             plan: &plan,
             outcome: &outcome,
             token: Some(&t),
@@ -266,7 +272,7 @@ mod tests {
     }
 
     #[test]
-    fn synced_status_counts_and_tracks_managed_namespaces() {
+    fn synced_status_counts_and_leaves_the_record_out() {
         let now = jiff::Timestamp::UNIX_EPOCH;
         let r = registry();
         let plan = Plan {
@@ -280,8 +286,11 @@ mod tests {
             ..Default::default()
         };
         let t = token(now);
+        let next = crate::registry::record::next(&managed(), &plan, &outcome);
+        assert_eq!(next, set(&["a".into(), "b".into()]));
         let s = compute(&StatusInput {
             registry: &r,
+            managed: &next,
             plan: &plan,
             outcome: &outcome,
             token: Some(&t),
@@ -291,7 +300,10 @@ mod tests {
             error: None,
             now,
         });
-        assert_eq!(s.managed_namespaces, ["a", "b"]);
+        assert!(
+            s.managed_namespaces.is_empty(),
+            "in the record, not the status"
+        );
         assert_eq!(s.namespaces.as_ref().unwrap().summary, "2/2");
         let ready = ready(Some(&s)).unwrap();
         assert_eq!(
@@ -318,6 +330,7 @@ mod tests {
         let input = |r: &EcrRegistry, at| {
             compute(&StatusInput {
                 registry: r,
+                managed: &managed(),
                 plan: &plan,
                 outcome: &SyncOutcome::default(),
                 token: Some(&t),
@@ -365,6 +378,7 @@ mod tests {
         };
         let s = compute(&StatusInput {
             registry: &r,
+            managed: &managed(),
             plan: &plan,
             outcome: &outcome,
             token: None,

@@ -71,6 +71,12 @@ const MIRROR_RULES: &[(&str, &str, &[&str])] = &[
 const NAMESPACE_RULES: &[(&str, &str, &[&str])] = &[
     // Credential Secrets (spec.auth.secretRef).
     ("", "secrets", &["get", "list", "watch"]),
+    // Each EcrRegistry's record of where its secrets are.
+    (
+        "",
+        "configmaps",
+        &["get", "list", "create", "patch", "delete"],
+    ),
     // Leader election (kube-lease-manager: get, create, and patch to renew).
     ("coordination.k8s.io", "leases", &["get", "create", "patch"]),
 ];

@@ -1,14 +1,15 @@
 //! EcrRegistry ownership and freshness with the real operator binary on the bed:
 //! registries and shards that share a secret name do not fight, drift is repaired
 //! within the resync interval, a re-created namespace gets its secret at once, a
-//! failed refresh still serves the last token, and what release 0.1 wrote is
-//! adopted without a conflict.
+//! failed refresh still serves the last token, what release 0.1 wrote is
+//! adopted without a conflict, and where the secrets are is recorded outside the
+//! status and survives a restart.
 
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
-    authfile_for, create_registry, create_registry_named, docker_config, get_secret, selected_by,
-    setup, skopeo_pull, wait_ready, wait_secret,
+    authfile_for, create_registry, create_registry_named, docker_config, get_secret,
+    label_namespace, recorded, selected_by, setup, skopeo_pull, wait_ready, wait_secret,
 };
 use crate::support::operator::Operator;
 use base64::Engine as _;
@@ -569,8 +570,13 @@ async fn upgrade_from_0_1_adopts_secrets_and_service_accounts_without_conflict()
     let r = wait_ready(&client, &names.id, "True", Some("Synced"), 30).await;
     let status = r.status.unwrap();
     assert!(status.failures.is_empty(), "{:?}", status.failures);
-    assert_eq!(status.namespaces.unwrap().summary, "1/1");
-    assert_eq!(status.managed_namespaces, [ns.as_str()]);
+    assert_eq!(status.namespaces.as_ref().unwrap().summary, "1/1");
+    // The 0.1 list moved to the record, out of the status.
+    assert!(status.managed_namespaces.is_empty(), "{status:?}");
+    assert_eq!(
+        recorded(&client, &names, &names.id).await,
+        [ns.clone()].into()
+    );
 
     // The secret: taken over, fresh, working, same owner.
     let secret = eventually(15, "the 0.1 secret to be refreshed", || async {
@@ -629,4 +635,62 @@ async fn upgrade_from_0_1_adopts_secrets_and_service_accounts_without_conflict()
     let r = registry(&client, &names.id).await;
     assert!(failures(&r).is_empty(), "{:?}", failures(&r));
     operator.assert_logs_hold_none_of(&bed.secret_values());
+}
+
+/// Where the secrets are is recorded in ConfigMaps, not the status (which stays
+/// small whatever the number of namespaces), and survives a restart: a namespace
+/// that leaves the selection while the operator is down loses its secret when
+/// the operator is back.
+#[tokio::test]
+async fn the_record_of_where_secrets_are_survives_a_restart_and_not_the_status() {
+    let bed = Bed::get();
+    let names = TestNames::new("rec");
+    let client = setup(&names).await;
+    let all: Vec<String> = (0..3).map(|i| names.ns(&format!("n{i}"))).collect();
+    for ns in &all {
+        create_namespace(&client, ns, &[("ecr-test", &names.id)]).await;
+    }
+    create_registry(
+        &client,
+        &names,
+        json!({"region": "us-east-1", "namespaces": selected_by(&names)}),
+    )
+    .await;
+    let operator = Operator::start(bed, &names);
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), 30).await;
+    assert_eq!(
+        r.status
+            .as_ref()
+            .unwrap()
+            .namespaces
+            .as_ref()
+            .unwrap()
+            .summary,
+        "3/3"
+    );
+    let status = serde_json::to_value(&r.status).unwrap();
+    assert!(status.get("managedNamespaces").is_none(), "{status}");
+    assert_eq!(
+        recorded(&client, &names, &names.id).await,
+        all.iter().cloned().collect()
+    );
+    drop(operator);
+
+    label_namespace(&client, &all[1], None).await;
+    let _operator = Operator::start(bed, &names);
+    eventually(30, "the deselected namespace's secret to go", || async {
+        get_secret(&client, &all[1], &names.id)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let kept: std::collections::BTreeSet<String> = [all[0].clone(), all[2].clone()].into();
+    eventually(15, "the record without it", || async {
+        (recorded(&client, &names, &names.id).await == kept).then_some(())
+    })
+    .await;
+    for ns in &all {
+        delete_namespace(&client, ns).await;
+    }
 }

@@ -193,3 +193,20 @@ pub async fn wait_secret(client: &Client, ns: &str, name: &str) -> Secret {
     })
     .await
 }
+
+/// The namespaces the EcrRegistry `name` has recorded its secret in (its record
+/// ConfigMaps in the operator's namespace `<id>-op`).
+pub async fn recorded(
+    client: &Client,
+    names: &TestNames,
+    name: &str,
+) -> std::collections::BTreeSet<String> {
+    let registry = Api::<ecr_operator::crd::ecr_registry::EcrRegistry>::all(client.clone())
+        .get(name)
+        .await
+        .expect("get EcrRegistry");
+    ecr_operator::registry::record::load(client, &names.ns("op"), &registry)
+        .await
+        .expect("list the record")
+        .unwrap_or_default()
+}
