@@ -29,10 +29,12 @@ e2e:
 demo:
 	scripts/demo
 
-# The EcrRegistry benchmark of docs/benchmarks.md: the release binary under the debug test harness.
+# The EcrRegistry benchmark of docs/benchmarks.md: the release binary under the
+# debug test harness. BENCH_NAMESPACES sets the scale (default 1000; e.g.
+# `make bench BENCH_NAMESPACES=10000`), BENCH_STEADY_SECS the quiet window (300).
 bench:
 	cargo build --release --locked
-	ECR_OPERATOR_BIN=$(CURDIR)/target/release/ecr-operator cargo test --locked --test integration bench -- --ignored --nocapture
+	ECR_OPERATOR_BIN=$(CURDIR)/target/release/ecr-operator cargo test --locked --test integration bench:: -- --ignored --nocapture
 
 # Regenerate the committed CRD YAML (a unit test fails when it drifts).
 crds:

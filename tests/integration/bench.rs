@@ -64,6 +64,9 @@ fn cpu_secs(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// When each managed secret (namespace, name) was last seen written, with its expiry.
+type Seen = HashMap<(String, String), (Instant, String)>;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -176,7 +179,7 @@ async fn benchmark_registries_at_scale() {
     let setup_time = setup_started.elapsed();
 
     // Record when each managed secret appears or changes, by (namespace, name).
-    let seen: Arc<Mutex<HashMap<(String, String), (Instant, String)>>> = Arc::default();
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let watch = {
         let seen = seen.clone();
         let api: Api<Secret> = Api::all(client.clone());
