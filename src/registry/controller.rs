@@ -499,7 +499,7 @@ impl Context {
         now: jiff::Timestamp,
     ) -> Result<(Plan, BTreeMap<String, String>)> {
         let name = registry.name_any();
-        let namespaces = observe::namespaces(&self.namespaces);
+        let namespaces = observe::namespaces(&self.namespaces, registry, managed);
         let service_accounts = observe::service_accounts(&self.service_accounts);
         let claims = observe::claims_by_others(registry, &self.registries, &namespaces);
         let ledger = self

@@ -8,12 +8,28 @@ use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-pub fn namespaces(store: &Store<PartialObjectMeta<Namespace>>) -> Vec<ObservedNamespace> {
+/// The namespaces a pass of `registry` can concern: those it selects and those
+/// it has its secret in (`managed`). The others are not copied out of the cache:
+/// with 10,000 namespaces that copy was most of a pass's work. All of them while
+/// the selection does not parse (the plan reports it).
+pub fn namespaces(
+    store: &Store<PartialObjectMeta<Namespace>>,
+    registry: &EcrRegistry,
+    managed: &BTreeSet<String>,
+) -> Vec<ObservedNamespace> {
+    let matcher = NamespaceMatcher::new(&registry.spec.namespaces).ok();
     store
         .state()
         .iter()
+        .filter(|ns| {
+            let name = ns.metadata.name.as_deref().unwrap_or_default();
+            managed.contains(name)
+                || matcher
+                    .as_ref()
+                    .is_none_or(|m| m.matches_meta(name, ns.labels()))
+        })
         .map(|ns| ObservedNamespace {
             name: ns.name_any(),
             uid: ns.uid().unwrap_or_default(),
