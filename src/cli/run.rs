@@ -69,7 +69,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         readiness: readiness.clone(),
     };
-    let controllers = controllers(&args, &identity, client.clone(), aws, telemetry, &stop);
+    let controllers = within_grace(
+        controllers(&args, &identity, client.clone(), aws, telemetry, &stop),
+        stopped(&stop),
+    );
 
     if !args.leader_elect {
         readiness.set_electing(true);
@@ -137,6 +140,31 @@ fn stopped(
     let mut rx = rx.clone();
     async move {
         let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// How long the controllers get to stop after SIGTERM before they are dropped.
+const GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `work`, dropped [`GRACE`] after `stop` if it has not ended by then. A
+/// controller stopped while its caches were still listing was seen never to end
+/// (kube-runtime's queue waits for a cache that no longer fills). Dropping it is
+/// safe: every write is an idempotent apply, done again by the next leader.
+async fn within_grace(
+    work: impl std::future::Future<Output = ecr_operator::Result<()>>,
+    stop: impl std::future::Future<Output = ()>,
+) -> ecr_operator::Result<()> {
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return done,
+        _ = stop => {}
+    }
+    match tokio::time::timeout(GRACE, work).await {
+        Ok(done) => done,
+        Err(_) => {
+            tracing::warn!(grace = ?GRACE, "controllers still busy after the stop signal; stopping without them");
+            Ok(())
+        }
     }
 }
 

@@ -192,3 +192,55 @@ async fn a_killed_leader_is_replaced_within_the_lease_duration() {
     })
     .await;
 }
+
+/// SIGTERM at any moment ends the process within a few seconds, and a leader
+/// releases its lease: before it leads, right after "became leader" (while the
+/// controllers start), and a moment later. A user saw a process keep running
+/// after "shutdown requested" when SIGTERM came right after "became leader".
+#[tokio::test]
+async fn sigterm_at_any_moment_stops_the_process_and_releases_the_lease() {
+    let bed = Bed::get();
+    let names = TestNames::new("term");
+    let client = setup(&names).await;
+    create_namespace(&client, &names.ns("a"), &[("ecr-test", &names.id)]).await;
+    create_registry(&client, &names, spec(&names)).await;
+    for (i, wait_for) in [
+        "waiting to become leader",
+        "became leader",
+        "became leader",
+        "caches synced",
+        "became leader",
+        "caches synced",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pod = format!("term-{i}");
+        let mut operator =
+            Operator::start_with(bed, &names, bed.kubeconfig(), &[("POD_NAME", &pod)]);
+        eventually(20, wait_for, || async {
+            operator.logs().contains(wait_for).then_some(())
+        })
+        .await;
+        let started = std::time::Instant::now();
+        eprintln!("try {i}: SIGTERM after {wait_for:?}");
+        let status = operator.terminate(10);
+        assert!(
+            status.success(),
+            "try {i} ({wait_for:?}): exit status {status:?}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "try {i} ({wait_for:?}): shutdown took {:?}",
+            started.elapsed()
+        );
+        if i > 0 {
+            assert!(
+                operator.logs().contains("lease released"),
+                "try {i}: {}",
+                operator.logs()
+            );
+            assert_ne!(holder(&client, &names).await.as_deref(), Some(pod.as_str()));
+        }
+    }
+}
