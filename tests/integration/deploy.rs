@@ -853,6 +853,22 @@ pub(crate) fn rendered_for_test(names: &TestNames, renderer: Renderer, mirror: b
     objects
 }
 
+/// Deletes the cluster-scoped objects among `objects` (ClusterRoles and their
+/// bindings, the admission policy and binding); the others go with their namespace.
+pub(crate) fn delete_cluster_scoped(objects: &[Value]) {
+    for o in objects
+        .iter()
+        .filter(|o| o["metadata"]["namespace"].is_null())
+    {
+        let kind = o["kind"].as_str().unwrap().to_lowercase();
+        let name = o["metadata"]["name"].as_str().unwrap();
+        let _ = run(
+            kubectl_admin().args(["delete", &kind, name, "--ignore-not-found"]),
+            None,
+        );
+    }
+}
+
 /// The ServiceAccount and RBAC objects of `rendered`.
 pub(crate) fn identity_of(rendered: &[Value]) -> Vec<Value> {
     rendered
@@ -1089,17 +1105,7 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     drop(operator);
 
     remove_fence(&fence);
-    for o in identity
-        .iter()
-        .filter(|o| o["metadata"]["namespace"].is_null())
-    {
-        let kind = o["kind"].as_str().unwrap().to_lowercase();
-        let name = o["metadata"]["name"].as_str().unwrap();
-        let _ = run(
-            kubectl_admin().args(["delete", &kind, name, "--ignore-not-found"]),
-            None,
-        );
-    }
+    delete_cluster_scoped(&identity);
     for ns in [&a, &b, &c, &op_ns] {
         delete_namespace(&client, ns).await;
     }

@@ -19,7 +19,10 @@
 //! every EcrRegistry feature) and ecr_mirror.rs (the mirror controller) run the
 //! operator behind this fence too.
 
-use crate::deploy::{Renderer, apply, identity_of, kubectl_admin, of_kind, rendered_for_test, run};
+use crate::deploy::{
+    Renderer, apply, delete_cluster_scoped, identity_of, kubectl_admin, of_kind, rendered_for_test,
+    run,
+};
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace};
 use crate::support::fixtures::{create_registry, setup};
 use ecr_operator::crd::ecr_mirror::EcrMirror;
@@ -226,18 +229,7 @@ impl Fenced {
 
     async fn stop(self) {
         remove_fence(&self.fence);
-        for o in self
-            .identity
-            .iter()
-            .filter(|o| o["metadata"]["namespace"].is_null())
-        {
-            let kind = o["kind"].as_str().unwrap().to_lowercase();
-            let name = o["metadata"]["name"].as_str().unwrap();
-            let _ = run(
-                kubectl_admin().args(["delete", &kind, name, "--ignore-not-found"]),
-                None,
-            );
-        }
+        delete_cluster_scoped(&self.identity);
         let _ = Api::<EcrRegistry>::all(self.admin.clone())
             .delete(&self.names.id, &DeleteParams::default())
             .await;
