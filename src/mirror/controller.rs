@@ -244,11 +244,8 @@ impl Context {
         let op_ns = &self.config.operator_namespace;
         let present = record::contains(&self.client, op_ns, &registry, &ns).await?;
         let mut known = (*registry).clone();
-        let status = known.status.get_or_insert_default();
-        status.managed_namespaces.retain(|m| *m == ns && present);
-        if present && status.managed_namespaces.is_empty() {
-            status.managed_namespaces.push(ns);
-        }
+        known.status.get_or_insert_default().managed_namespaces =
+            if present { vec![ns] } else { vec![] };
         Ok(Some(Arc::new(known)))
     }
 
