@@ -12,7 +12,7 @@ use crate::registry::desired_secret::{self, DesiredSecret};
 use crate::registry::metrics::RegistryMetrics;
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::observe;
-use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, Observed, Plan};
+use crate::registry::plan::{self, Observed, ObservedServiceAccount, Plan};
 use crate::registry::record;
 use crate::registry::requeue::{self, Pass, Requeue};
 use crate::registry::resync::{self, Ledger, Written};
@@ -22,8 +22,8 @@ use crate::runtime::admin::Readiness;
 use crate::runtime::backoff::Backoffs;
 use crate::runtime::events::Events;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::watches::{cached, keep_all, wait_for_crd};
-use futures::StreamExt;
+use crate::runtime::watches::{Projection, cached, keep_all, projected, wait_for_crd};
+use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
@@ -36,6 +36,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 use tracing::Instrument;
 
 pub const FINALIZER: &str = "ecr-operator.io/cleanup";
@@ -65,8 +66,10 @@ pub struct Context {
     config: Config,
     tokens: TokenCache,
     registries: Store<EcrRegistry>,
-    namespaces: Store<PartialObjectMeta<Namespace>>,
-    service_accounts: Store<ServiceAccount>,
+    namespaces: Projection<ObservedNamespace>,
+    service_accounts: Projection<ObservedServiceAccount>,
+    /// The ServiceAccount names the registries list (what the cache keeps).
+    listed_service_accounts: watch::Sender<BTreeSet<String>>,
     credentials: Store<Secret>,
     /// Every cache has listed once.
     caches_ready: AtomicBool,
@@ -116,23 +119,28 @@ pub async fn run(
         kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
     );
 
-    // Only labels and the deletion timestamp of namespaces are read.
-    let (namespaces, ns_events, ns_listed) = cached(
+    // Of namespaces (a metadata-only watch) and ServiceAccounts, only what planning
+    // reads is kept: with 10,000 of each, whole objects were most of the memory.
+    let (namespaces, ns_events, ns_listed) = projected(
         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
         watcher::Config::default(),
-        |ns| ns.metadata.annotations = None,
+        Box::new(observe::namespace),
+        None::<watch::Receiver<()>>,
     );
-    // Only imagePullSecrets and the operator's own annotation of ServiceAccounts.
-    let (service_accounts, sa_events, sa_listed) = cached(
+    // ServiceAccounts: those the registries list by name (or that carry the
+    // operator's entries). Seeded from one list of the registries, so that the
+    // first list of ServiceAccounts already keeps the right ones; a registry
+    // listing a new name starts the watch afresh (see `Context::list_service_accounts`).
+    let listed = observe::listed_service_accounts(
+        &registries_now(&client, config.registry_selector.as_deref()).await,
+    );
+    let (listed_sa_tx, listed_sa) = watch::channel(listed);
+    let keep = listed_sa.clone();
+    let (service_accounts, sa_events, sa_listed) = projected(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default(),
-        |sa| {
-            sa.secrets = None;
-            sa.metadata.labels = None;
-            if let Some(a) = sa.metadata.annotations.as_mut() {
-                a.retain(|k, _| k == ADDED_PULL_SECRETS_ANNOTATION);
-            }
-        },
+        Box::new(move |sa| observe::service_account(sa, &keep.borrow())),
+        Some(listed_sa),
     );
     // Credential Secrets live in the operator's own namespace only: cached there,
     // so a reconcile reads them without a request.
@@ -153,6 +161,7 @@ pub async fn run(
         registries: controller.store(),
         namespaces,
         service_accounts,
+        listed_service_accounts: listed_sa_tx,
         credentials,
         caches_ready: AtomicBool::default(),
         written: Mutex::default(),
@@ -170,8 +179,10 @@ pub async fn run(
     let by_secret = ctx.registries.clone();
     let operator_ns = ctx.config.operator_namespace.clone();
     controller
-        .watches_stream(ns_events, move |ns| concerned_by(&all, &records, &ns))
-        .watches_stream(sa_events, move |sa| listing_service_account(&by_sa, &sa))
+        .reconcile_on(ns_events.flat_map(move |ns| stream::iter(concerned_by(&all, &records, &ns))))
+        .reconcile_on(
+            sa_events.flat_map(move |sa| stream::iter(listing_service_account(&by_sa, &sa))),
+        )
         .watches_stream(credential_events, move |secret| {
             using_credentials(&by_secret, &operator_ns, &secret)
         })
@@ -184,6 +195,22 @@ pub async fn run(
         })
         .await;
     Ok(())
+}
+
+/// The EcrRegistries there are now (none when they cannot be listed: the first
+/// pass corrects what depends on them).
+async fn registries_now(client: &Client, selector: Option<&str>) -> Vec<EcrRegistry> {
+    let mut params = kube::api::ListParams::default();
+    if let Some(sel) = selector {
+        params = params.labels(sel);
+    }
+    match Api::<EcrRegistry>::all(client.clone()).list(&params).await {
+        Ok(list) => list.items,
+        Err(e) => {
+            tracing::debug!(error = %e, "could not list EcrRegistries");
+            Vec::new()
+        }
+    }
 }
 
 /// Ready once every cache has listed and each EcrRegistry has had a first pass.
@@ -214,43 +241,36 @@ async fn open_gate(ctx: Arc<Context>, listed: [Arc<AtomicBool>; 3]) {
 fn concerned_by(
     registries: &Store<EcrRegistry>,
     records: &Records,
-    ns: &PartialObjectMeta<Namespace>,
+    ns: &ObservedNamespace,
 ) -> Vec<ObjectRef<EcrRegistry>> {
-    let observed = ObservedNamespace {
-        name: ns.name_any(),
-        uid: ns.uid().unwrap_or_default(),
-        labels: ns.labels().clone(),
-        terminating: ns.meta().deletion_timestamp.is_some(),
-    };
     let records = records.lock().expect("lock");
     registries
         .state()
         .iter()
         .filter(|r| {
-            let selects =
-                NamespaceMatcher::new(&r.spec.namespaces).map_or(true, |m| m.matches(&observed));
+            let selects = NamespaceMatcher::new(&r.spec.namespaces).map_or(true, |m| m.matches(ns));
             // Not loaded yet: its first pass is still to come anyway.
             let manages = records
                 .get(&r.name_any())
-                .is_none_or(|rec| rec.namespaces.contains(&observed.name))
+                .is_none_or(|rec| rec.namespaces.contains(&ns.name))
                 || r.status
                     .as_ref()
-                    .is_some_and(|s| s.managed_namespaces.contains(&observed.name));
+                    .is_some_and(|s| s.managed_namespaces.contains(&ns.name));
             selects || manages
         })
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
 }
 
+/// The registries listing the ServiceAccount's name.
 fn listing_service_account(
     registries: &Store<EcrRegistry>,
-    sa: &ServiceAccount,
+    sa: &ObservedServiceAccount,
 ) -> Vec<ObjectRef<EcrRegistry>> {
-    let name = sa.name_any();
     registries
         .state()
         .iter()
-        .filter(|r| r.spec.service_accounts.contains(&name))
+        .filter(|r| r.spec.service_accounts.contains(&sa.name))
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
 }
@@ -319,6 +339,7 @@ fn error_policy(registry: Arc<EcrRegistry>, error: &Error, ctx: Arc<Context>) ->
 impl Context {
     /// One pass; `deleting` undoes everything instead (the finalizer's cleanup).
     async fn sync(&self, registry: &EcrRegistry, deleting: bool) -> Result<Action> {
+        self.list_service_accounts();
         let name = registry.name_any();
         let now = jiff::Timestamp::now();
         let token = self.token_step(registry, deleting).await;
@@ -392,6 +413,18 @@ impl Context {
                 Action::requeue(wait)
             }
         })
+    }
+
+    /// Keeps the ServiceAccount cache to the names the registries list. A new name
+    /// starts the watch afresh (the cache did not keep those); a name dropped only
+    /// stops the cache from keeping more of them.
+    fn list_service_accounts(&self) {
+        let listed = observe::listed_service_accounts(self.registries.state().iter().map(|r| &**r));
+        self.listed_service_accounts.send_if_modified(|current| {
+            let widened = !listed.is_subset(current);
+            *current = listed;
+            widened
+        });
     }
 
     /// The token to serve (none while deleting: cleanup needs no AWS).
@@ -500,7 +533,7 @@ impl Context {
     ) -> Result<(Plan, BTreeMap<String, String>)> {
         let name = registry.name_any();
         let namespaces = observe::namespaces(&self.namespaces, registry, managed);
-        let service_accounts = observe::service_accounts(&self.service_accounts);
+        let service_accounts = observe::service_accounts(&self.service_accounts, registry);
         let claims = observe::claims_by_others(registry, &self.registries, &namespaces);
         let ledger = self
             .written

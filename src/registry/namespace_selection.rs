@@ -38,16 +38,14 @@ impl<'a> NamespaceMatcher<'a> {
 
     /// Named or matching the selector (everything when neither is given), and not excluded.
     pub fn matches(&self, ns: &ObservedNamespace) -> bool {
-        self.matches_meta(&ns.name, &ns.labels)
-    }
-
-    /// [`Self::matches`] on a namespace's name and labels.
-    pub fn matches_meta(&self, name: &str, labels: &BTreeMap<String, String>) -> bool {
-        if self.selection.exclude.iter().any(|e| e == name) {
+        if self.selection.exclude.contains(&ns.name) {
             return false;
         }
-        let by_name = self.selection.names.iter().any(|n| n == name);
-        let by_labels = self.selector.as_ref().is_some_and(|s| s.matches(labels));
+        let by_name = self.selection.names.contains(&ns.name);
+        let by_labels = self
+            .selector
+            .as_ref()
+            .is_some_and(|s| s.matches(&ns.labels));
         let select_all = self.selection.names.is_empty() && self.selector.is_none();
         select_all || by_name || by_labels
     }

@@ -4,6 +4,7 @@
 use crate::crd::ecr_registry::EcrRegistry;
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, ObservedServiceAccount};
+use crate::runtime::watches::Projection;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
@@ -15,50 +16,81 @@ use std::collections::{BTreeMap, BTreeSet};
 /// with 10,000 namespaces that copy was most of a pass's work. All of them while
 /// the selection does not parse (the plan reports it).
 pub fn namespaces(
-    store: &Store<PartialObjectMeta<Namespace>>,
+    cache: &Projection<ObservedNamespace>,
     registry: &EcrRegistry,
     managed: &BTreeSet<String>,
 ) -> Vec<ObservedNamespace> {
     let matcher = NamespaceMatcher::new(&registry.spec.namespaces).ok();
-    store
-        .state()
-        .iter()
-        .filter(|ns| {
-            let name = ns.metadata.name.as_deref().unwrap_or_default();
-            managed.contains(name)
-                || matcher
-                    .as_ref()
-                    .is_none_or(|m| m.matches_meta(name, ns.labels()))
-        })
-        .map(|ns| ObservedNamespace {
-            name: ns.name_any(),
-            uid: ns.uid().unwrap_or_default(),
-            labels: ns.labels().clone(),
-            terminating: ns.meta().deletion_timestamp.is_some(),
-        })
+    cache
+        .read()
+        .values()
+        .filter(|ns| managed.contains(&ns.name) || matcher.as_ref().is_none_or(|m| m.matches(ns)))
+        .cloned()
         .collect()
 }
 
-pub fn service_accounts(store: &Store<ServiceAccount>) -> Vec<ObservedServiceAccount> {
-    store
-        .state()
-        .iter()
-        .map(|sa| ObservedServiceAccount {
-            namespace: sa.namespace().unwrap_or_default(),
-            name: sa.name_any(),
-            resource_version: sa.resource_version().unwrap_or_default(),
-            image_pull_secrets: sa
-                .image_pull_secrets
-                .iter()
-                .flatten()
-                .map(|r| r.name.clone())
-                .collect(),
-            added_by_operator: plan::parse_added(
-                sa.annotations()
-                    .get(ADDED_PULL_SECRETS_ANNOTATION)
-                    .map(String::as_str),
-            ),
-        })
+/// What the controller keeps of a namespace (by name): all of them.
+pub fn namespace(ns: &PartialObjectMeta<Namespace>) -> (String, Option<ObservedNamespace>) {
+    let name = ns.name_any();
+    let observed = ObservedNamespace {
+        name: name.clone(),
+        uid: ns.uid().unwrap_or_default(),
+        labels: ns.labels().clone(),
+        terminating: ns.meta().deletion_timestamp.is_some(),
+    };
+    (name, Some(observed))
+}
+
+/// The ServiceAccounts a pass of `registry` can change: those it lists by name and
+/// those carrying the operator's entries (to be removed when no longer wanted).
+/// Only those are copied: a registry listing none copies none.
+pub fn service_accounts(
+    cache: &Projection<ObservedServiceAccount>,
+    registry: &EcrRegistry,
+) -> Vec<ObservedServiceAccount> {
+    let listed = &registry.spec.service_accounts;
+    cache
+        .read()
+        .values()
+        .filter(|sa| listed.contains(&sa.name) || !sa.added_by_operator.is_empty())
+        .cloned()
+        .collect()
+}
+
+/// What the controller keeps of a ServiceAccount (by `namespace/name`): only
+/// those some registry lists by name (`listed`) and those carrying the operator's
+/// entries. In a cluster of many ServiceAccounts most are neither.
+pub fn service_account(
+    sa: &ServiceAccount,
+    listed: &BTreeSet<String>,
+) -> (String, Option<ObservedServiceAccount>) {
+    let key = format!("{}/{}", sa.namespace().unwrap_or_default(), sa.name_any());
+    let added = sa.annotations().get(ADDED_PULL_SECRETS_ANNOTATION);
+    if added.is_none() && !listed.contains(&sa.name_any()) {
+        return (key, None);
+    }
+    let observed = ObservedServiceAccount {
+        namespace: sa.namespace().unwrap_or_default(),
+        name: sa.name_any(),
+        resource_version: sa.resource_version().unwrap_or_default(),
+        image_pull_secrets: sa
+            .image_pull_secrets
+            .iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .collect(),
+        added_by_operator: plan::parse_added(added.map(String::as_str)),
+    };
+    (key, Some(observed))
+}
+
+/// The ServiceAccount names the registries list: what [`service_account`] keeps.
+pub fn listed_service_accounts<'a>(
+    registries: impl IntoIterator<Item = &'a EcrRegistry>,
+) -> BTreeSet<String> {
+    registries
+        .into_iter()
+        .flat_map(|r| r.spec.service_accounts.iter().cloned())
         .collect()
 }
 

@@ -39,14 +39,41 @@ fn steady_secs() -> u64 {
         .unwrap_or(300)
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+/// A process's resident memory, MiB: in all, anonymous (heap, stacks) and
+/// file-backed (the binary's own pages).
+struct Rss {
+    total: f64,
+    anon: f64,
+    file: f64,
+}
+
+impl Rss {
+    fn of(pid: u32) -> Self {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+                / 1024.0
+        };
+        Self {
+            total: field("VmRSS:"),
+            anon: field("RssAnon:"),
+            file: field("RssFile:"),
+        }
+    }
+}
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1} MiB (anonymous {:.1}, file-backed {:.1})",
+            self.total, self.anon, self.file
+        )
+    }
 }
 
 /// User + system CPU seconds of a process (clock ticks of 1/100 s).
@@ -279,7 +306,7 @@ async fn benchmark_registries_at_scale() {
     }
     let initial_sync = started.elapsed();
     let sync_cpu = cpu_secs(operator.pid());
-    let rss_synced = rss_mib(operator.pid());
+    let rss_synced = Rss::of(operator.pid());
 
     // New namespaces in group 0 (registries 0, 9, 10 and 19 select it): time from create
     // to registry 0's secret present, one at a time.
@@ -424,7 +451,7 @@ async fn benchmark_registries_at_scale() {
     let calls = faults.calls(&own, "GetAuthorizationToken").await
         + faults.calls(&other, "GetAuthorizationToken").await
         - calls_before;
-    let rss_refreshed = rss_mib(operator.pid());
+    let rss_refreshed = Rss::of(operator.pid());
     watch.abort();
     drop(operator);
 
@@ -487,7 +514,7 @@ async fn benchmark_registries_at_scale() {
         REGISTRIES * per_registry,
         sync_cpu * 1e6 / (REGISTRIES * per_registry) as f64
     );
-    println!("operator RSS after initial sync:     {rss_synced:.1} MiB");
+    println!("operator RSS after initial sync:     {rss_synced}");
     println!("every default ServiceAccount has its entry {settled:.0?} after the start");
     println!(
         "new namespace -> secret present:     p50 {:.0?}  p99 {:.0?}  max {:.0?}",
@@ -506,5 +533,5 @@ async fn benchmark_registries_at_scale() {
         refresh_wall.as_secs_f64() / baseline.as_secs_f64()
     );
     println!("GetAuthorizationToken calls for it:  {calls} (2 identities)");
-    println!("operator RSS after the refresh:      {rss_refreshed:.1} MiB");
+    println!("operator RSS after the refresh:      {rss_refreshed}");
 }
