@@ -11,7 +11,7 @@ use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
@@ -450,4 +450,70 @@ async fn deleting_the_registry_removes_its_secrets_and_service_account_entries()
             .then_some(())
     })
     .await;
+}
+
+/// The operator keeps only the ServiceAccounts the registries list (and those with
+/// its entries): a name listed later must still reach the ServiceAccounts of that
+/// name that exist already, and a name no longer listed loses its entries.
+#[tokio::test]
+async fn a_service_account_listed_later_gets_its_entry_and_loses_it_when_unlisted() {
+    let bed = Bed::get();
+    let names = TestNames::new("salist");
+    let client = setup(&names).await;
+    let ns = names.ns("a");
+    create_namespace(&client, &ns, &[("ecr-test", &names.id)]).await;
+    let sa: ServiceAccount = serde_json::from_value(json!({
+        "metadata": {"name": "builder"}, "imagePullSecrets": [{"name": "mine"}]
+    }))
+    .unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+    create_registry(
+        &client,
+        &names,
+        json!({"region": "us-east-1", "namespaces": selected_by(&names), "serviceAccounts": ["default"]}),
+    )
+    .await;
+    // Started after the registry: its first list of ServiceAccounts keeps
+    // `default` only.
+    let _operator = Operator::start(bed, &names);
+    eventually(30, "default SA patched", || async {
+        pull_secrets(&client, &ns, "default")
+            .await
+            .contains(&names.id)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(pull_secrets(&client, &ns, "builder").await, ["mine"]);
+
+    let registries: Api<EcrRegistry> = Api::all(client.clone());
+    let list = |sas: &[&str]| Patch::Merge(json!({"spec": {"serviceAccounts": sas}}));
+    registries
+        .patch(
+            &names.id,
+            &PatchParams::default(),
+            &list(&["default", "builder"]),
+        )
+        .await
+        .unwrap();
+    eventually(15, "builder SA patched", || async {
+        (pull_secrets(&client, &ns, "builder").await == ["mine", names.id.as_str()]).then_some(())
+    })
+    .await;
+
+    registries
+        .patch(&names.id, &PatchParams::default(), &list(&["default"]))
+        .await
+        .unwrap();
+    eventually(15, "builder SA entry removed, others kept", || async {
+        (pull_secrets(&client, &ns, "builder").await == ["mine"]).then_some(())
+    })
+    .await;
+    assert!(
+        pull_secrets(&client, &ns, "default")
+            .await
+            .contains(&names.id)
+    );
 }
