@@ -66,7 +66,7 @@ pub struct Context {
     config: Config,
     tokens: TokenCache,
     registries: Store<EcrRegistry>,
-    namespaces: Projection<ObservedNamespace>,
+    namespaces: Projection<Arc<ObservedNamespace>>,
     service_accounts: Projection<ObservedServiceAccount>,
     /// The ServiceAccount names the registries list (what the cache keeps).
     listed_service_accounts: watch::Sender<BTreeSet<String>>,
@@ -553,7 +553,10 @@ impl Context {
             deleting,
         })
         .map_err(Error::InvalidSpec)?;
-        let uids = namespaces.into_iter().map(|ns| (ns.name, ns.uid)).collect();
+        let uids = namespaces
+            .iter()
+            .map(|ns| (ns.name.clone(), ns.uid.clone()))
+            .collect();
         Ok((plan, uids))
     }
 

@@ -10,16 +10,17 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The namespaces a pass of `registry` can concern: those it selects and those
 /// it has its secret in (`managed`). The others are not copied out of the cache:
 /// with 10,000 namespaces that copy was most of a pass's work. All of them while
 /// the selection does not parse (the plan reports it).
 pub fn namespaces(
-    cache: &Projection<ObservedNamespace>,
+    cache: &Projection<Arc<ObservedNamespace>>,
     registry: &EcrRegistry,
     managed: &BTreeSet<String>,
-) -> Vec<ObservedNamespace> {
+) -> Vec<Arc<ObservedNamespace>> {
     let matcher = NamespaceMatcher::new(&registry.spec.namespaces).ok();
     cache
         .read()
@@ -30,7 +31,7 @@ pub fn namespaces(
 }
 
 /// What the controller keeps of a namespace (by name): all of them.
-pub fn namespace(ns: &PartialObjectMeta<Namespace>) -> (String, Option<ObservedNamespace>) {
+pub fn namespace(ns: &PartialObjectMeta<Namespace>) -> (String, Option<Arc<ObservedNamespace>>) {
     let name = ns.name_any();
     let observed = ObservedNamespace {
         name: name.clone(),
@@ -38,7 +39,7 @@ pub fn namespace(ns: &PartialObjectMeta<Namespace>) -> (String, Option<ObservedN
         labels: ns.labels().clone(),
         terminating: ns.meta().deletion_timestamp.is_some(),
     };
-    (name, Some(observed))
+    (name, Some(Arc::new(observed)))
 }
 
 /// The ServiceAccounts a pass of `registry` can change: those it lists by name and
@@ -101,7 +102,7 @@ pub fn listed_service_accounts<'a>(
 pub fn claims_by_others(
     registry: &EcrRegistry,
     registries: &Store<EcrRegistry>,
-    namespaces: &[ObservedNamespace],
+    namespaces: &[Arc<ObservedNamespace>],
 ) -> BTreeMap<String, String> {
     if registry.meta().deletion_timestamp.is_some() {
         return BTreeMap::new();

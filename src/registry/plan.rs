@@ -6,6 +6,7 @@ use crate::crd::ecr_registry::{EcrRegistry, NamespaceFailure};
 use crate::registry::desired_secret::DesiredSecret;
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Annotation on a ServiceAccount listing the imagePullSecrets entries the operator
 /// added, each as `<registry>/<secret>`, so a registry removes only its own entries.
@@ -49,7 +50,7 @@ pub struct Observed<'a> {
     pub registry: &'a EcrRegistry,
     /// Namespaces the registry has its secret in (its record).
     pub managed: &'a BTreeSet<String>,
-    pub namespaces: &'a [ObservedNamespace],
+    pub namespaces: &'a [Arc<ObservedNamespace>],
     pub service_accounts: &'a [ObservedServiceAccount],
     /// Namespaces where an older EcrRegistry writes a secret of the same name.
     pub claimed_by_others: &'a BTreeMap<String, String>,
@@ -181,7 +182,7 @@ fn plan_removals(observed: &Observed<'_>, names: &Names<'_>, p: &mut Plan) {
     let existing: BTreeMap<&str, &ObservedNamespace> = observed
         .namespaces
         .iter()
-        .map(|ns| (ns.name.as_str(), ns))
+        .map(|ns| (ns.name.as_str(), &**ns))
         .collect();
     for ns in &names.managed {
         // A namespace that is gone took its secret with it; a terminating one will.
@@ -358,7 +359,7 @@ mod tests {
         Observed {
             registry: r,
             managed,
-            namespaces: nss,
+            namespaces: Box::leak(nss.iter().cloned().map(Arc::new).collect()),
             service_accounts: sas,
             claimed_by_others: &NONE,
             desired,
