@@ -3,13 +3,13 @@
 use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
-    authfile_for, create_registry, create_registry_named, docker_config, get_secret,
-    label_namespace, pull_secrets, recorded, selected_by, setup, skopeo_pull, wait_ready,
-    wait_secret,
+    authfile_for, create_registry, create_registry_named, create_service_account, docker_config,
+    get_secret, label_namespace, pull_secrets, recorded, selected_by, setup, skopeo_pull,
+    wait_ready, wait_secret,
 };
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -412,14 +412,7 @@ async fn deleting_the_registry_removes_its_secrets_and_service_account_entries()
     let _operator = Operator::start(bed, &names);
     let ns = names.ns("a");
     create_namespace(&client, &ns, &[("ecr-test", &names.id)]).await;
-    let sa: ServiceAccount = serde_json::from_value(json!({
-        "metadata": {"name": "builder"}, "imagePullSecrets": [{"name": "mine"}]
-    }))
-    .unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .unwrap();
+    create_service_account(&client, &ns, "builder").await;
     create_registry(
         &client,
         &names,
@@ -462,14 +455,7 @@ async fn a_service_account_listed_later_gets_its_entry_and_loses_it_when_unliste
     let client = setup(&names).await;
     let ns = names.ns("a");
     create_namespace(&client, &ns, &[("ecr-test", &names.id)]).await;
-    let sa: ServiceAccount = serde_json::from_value(json!({
-        "metadata": {"name": "builder"}, "imagePullSecrets": [{"name": "mine"}]
-    }))
-    .unwrap();
-    Api::<ServiceAccount>::namespaced(client.clone(), &ns)
-        .create(&PostParams::default(), &sa)
-        .await
-        .unwrap();
+    create_service_account(&client, &ns, "builder").await;
     create_registry(
         &client,
         &names,

@@ -168,6 +168,18 @@ pub async fn label_namespace(client: &Client, ns: &str, value: Option<&str>) {
         .expect("label namespace");
 }
 
+/// Creates the ServiceAccount `name` in `ns` with a pull secret of its own, `mine`.
+pub async fn create_service_account(client: &Client, ns: &str, name: &str) {
+    let sa: ServiceAccount = serde_json::from_value(json!({
+        "metadata": {"name": name}, "imagePullSecrets": [{"name": "mine"}]
+    }))
+    .unwrap();
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &sa)
+        .await
+        .expect("create ServiceAccount");
+}
+
 /// The imagePullSecrets names of a ServiceAccount (empty when it does not exist).
 pub async fn pull_secrets(client: &Client, ns: &str, sa: &str) -> Vec<String> {
     Api::<ServiceAccount>::namespaced(client.clone(), ns)
