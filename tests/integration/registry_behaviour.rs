@@ -5,7 +5,7 @@ use crate::support::faults::Faults;
 use crate::support::fixtures::{
     authfile_for, create_registry, create_registry_named, create_service_account, docker_config,
     get_secret, label_namespace, pull_secrets, recorded, selected_by, setup, skopeo_pull,
-    wait_ready, wait_secret,
+    wait_entry, wait_ready, wait_secret,
 };
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
@@ -105,13 +105,7 @@ async fn secrets_follow_the_selection_and_authenticate_a_pull() {
     );
 
     // The default ServiceAccount (made by the controller-manager) gets the entry.
-    eventually(15, "default SA patched", || async {
-        pull_secrets(&client, &a, "default")
-            .await
-            .contains(&names.id)
-            .then_some(())
-    })
-    .await;
+    wait_entry(&client, &a, "default", &names.id, 15).await;
 
     // A namespace created later gets its secret at once; one that starts to match too.
     create_namespace(&client, &c, &[("ecr-test", &names.id)]).await;
@@ -465,13 +459,7 @@ async fn a_service_account_listed_later_gets_its_entry_and_loses_it_when_unliste
     // Started after the registry: its first list of ServiceAccounts keeps
     // `default` only.
     let _operator = Operator::start(bed, &names);
-    eventually(30, "default SA patched", || async {
-        pull_secrets(&client, &ns, "default")
-            .await
-            .contains(&names.id)
-            .then_some(())
-    })
-    .await;
+    wait_entry(&client, &ns, "default", &names.id, 30).await;
     assert_eq!(pull_secrets(&client, &ns, "builder").await, ["mine"]);
 
     let registries: Api<EcrRegistry> = Api::all(client.clone());

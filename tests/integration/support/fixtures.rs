@@ -1,6 +1,6 @@
 //! Helpers that create and observe the objects tests work with.
 
-use crate::support::bed::{Bed, TestNames, create_namespace};
+use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -191,6 +191,18 @@ pub async fn pull_secrets(client: &Client, ns: &str, sa: &str) -> Vec<String> {
         .into_iter()
         .map(|r| r.name)
         .collect()
+}
+
+/// Waits until the ServiceAccount lists `secret` among its imagePullSecrets.
+pub async fn wait_entry(client: &Client, ns: &str, sa: &str, secret: &str, secs: u64) {
+    eventually(secs, &format!("{ns}/{sa} to list {secret}"), || async {
+        pull_secrets(client, ns, sa)
+            .await
+            .iter()
+            .any(|s| s == secret)
+            .then_some(())
+    })
+    .await;
 }
 
 /// The namespace selection of a test: namespaces labelled `ecr-test=<test id>`.
