@@ -11,8 +11,8 @@ use crate::support::fixtures::{create_registry_named, setup};
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -121,6 +121,59 @@ fn cpu_secs(pid: u32) -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds of the processes that share the machine's cores during a window:
+/// the operator, this harness (the bare client), and the bed's API server and etcd.
+#[derive(Clone, Copy)]
+struct CpuShares {
+    operator: f64,
+    harness: f64,
+    apiserver: f64,
+    etcd: f64,
+}
+
+impl CpuShares {
+    fn now(operator: u32) -> Self {
+        let named = |name: &str| -> f64 {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == name)
+                })
+                .map(cpu_secs)
+                .sum()
+        };
+        Self {
+            operator: cpu_secs(operator),
+            harness: cpu_secs(std::process::id()),
+            apiserver: named("kube-apiserver"),
+            etcd: named("etcd"),
+        }
+    }
+
+    fn since(self, start: Self) -> Self {
+        Self {
+            operator: self.operator - start.operator,
+            harness: self.harness - start.harness,
+            apiserver: self.apiserver - start.apiserver,
+            etcd: self.etcd - start.etcd,
+        }
+    }
+}
+
+impl std::fmt::Display for CpuShares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "operator {:.1}, harness {:.1}, kube-apiserver {:.1}, etcd {:.1}",
+            self.operator, self.harness, self.apiserver, self.etcd
+        )
+    }
 }
 
 /// When each managed secret (namespace, name) was last seen written, with its expiry.
@@ -257,6 +310,8 @@ async fn benchmark_registries_at_scale() {
     let seen: Arc<Mutex<Seen>> = Arc::default();
     let watch = {
         let seen = seen.clone();
+        // This run's namespaces only: an earlier run's may still be terminating.
+        let prefix = names.ns("");
         let api: Api<Secret> = Api::all(client.clone());
         let cfg = watcher::Config::default().labels("app.kubernetes.io/managed-by=ecr-operator");
         tokio::spawn(async move {
@@ -269,7 +324,9 @@ async fn benchmark_registries_at_scale() {
                         .cloned()
                         .unwrap_or_default();
                     let key = (s.namespace().unwrap(), s.name_any());
-                    seen.lock().unwrap().insert(key, (Instant::now(), expires));
+                    if key.0.starts_with(&prefix) {
+                        seen.lock().unwrap().insert(key, (Instant::now(), expires));
+                    }
                     async { Ok(()) }
                 })
                 .await
@@ -423,6 +480,8 @@ async fn benchmark_registries_at_scale() {
             }
         }
     };
+    let refresh_cpu_start = CpuShares::now(operator.pid());
+    let refresh_requests_start = operator_requests(&operator).await;
     set_refresh_before("59m").await;
     // Back to 30m once both identities have a new token: a token due a minute
     // after its fetch would be fetched again before 40,000 secrets are written.
@@ -458,12 +517,21 @@ async fn benchmark_registries_at_scale() {
         + faults.calls(&other, "GetAuthorizationToken").await
         - calls_before;
     let rss_refreshed = Rss::of(operator.pid());
-    watch.abort();
+    let refresh_cpu = CpuShares::now(operator.pid()).since(refresh_cpu_start);
+    let refresh_requests = diff(&operator_requests(&operator).await, &refresh_requests_start);
+    // BENCH_HOLD_SECS keeps the operator alive after the refresh, for an outside
+    // look at its heap (docs/benchmarks.md: the allocator's share).
+    if let Some(hold) = std::env::var("BENCH_HOLD_SECS").ok().and_then(|v| v.parse().ok()) {
+        println!("holding the operator (pid {}) for {hold} s", operator.pid());
+        tokio::time::sleep(Duration::from_secs(hold)).await;
+    }
     drop(operator);
 
-    // Baseline: a bare client applies the same number of secrets of the same size
-    // into the same namespaces, with the operator's concurrency, twice (create,
-    // then update: the refresh is an update); the update is timed.
+    // Baseline: a bare client applies the same number of secrets of the same size,
+    // labels and annotations into the same namespaces, with the operator's
+    // concurrency, twice (create, then update: the refresh is an update); the
+    // update is timed. The watch above stays open and sees them too, so the API
+    // server serves the same watch events as in the operator's refresh.
     let sample = Api::<Secret>::namespaced(client.clone(), &ns_names[0])
         .get("bench-00")
         .await
@@ -486,7 +554,11 @@ async fn benchmark_registries_at_scale() {
                         );
                         let s = json!({
                             "apiVersion": "v1", "kind": "Secret",
-                            "metadata": {"name": format!("baseline-{name}"), "namespace": ns},
+                            "metadata": {
+                                "name": format!("baseline-{name}"), "namespace": ns,
+                                "labels": sample.metadata.labels,
+                                "annotations": sample.metadata.annotations,
+                            },
                             "type": "kubernetes.io/dockerconfigjson",
                             "data": data,
                         });
@@ -505,7 +577,10 @@ async fn benchmark_registries_at_scale() {
         }
     };
     apply_all(0).await;
+    let baseline_cpu_start = CpuShares::now(std::process::id());
     let baseline = apply_all(1).await;
+    let baseline_cpu = CpuShares::now(std::process::id()).since(baseline_cpu_start);
+    watch.abort();
 
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
@@ -538,6 +613,33 @@ async fn benchmark_registries_at_scale() {
         "full refresh of {total_secrets} secrets:       {refresh_wall:.2?} (bare client, same concurrency: {baseline:.2?}, ratio {:.2})",
         refresh_wall.as_secs_f64() / baseline.as_secs_f64()
     );
+    println!("operator's API requests in the refresh: {refresh_requests:?}");
+    println!("CPU seconds in the refresh:          {refresh_cpu}");
+    println!(
+        "CPU seconds in the bare client's run: bare client (this harness) {:.1}, kube-apiserver {:.1}, etcd {:.1}",
+        baseline_cpu.harness, baseline_cpu.apiserver, baseline_cpu.etcd
+    );
     println!("GetAuthorizationToken calls for it:  {calls} (2 identities)");
     println!("operator RSS after the refresh:      {rss_refreshed}");
+
+    // Leave the shared bed as it was: the next run's operator would cache these.
+    let prefix = names.ns("");
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let ours: Vec<String> = namespaces
+        .list_metadata(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|n| n.name_any())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    stream::iter(ours)
+        .for_each_concurrent(32, |ns| {
+            let namespaces = namespaces.clone();
+            async move {
+                let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
+            }
+        })
+        .await;
 }
