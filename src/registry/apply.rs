@@ -8,6 +8,7 @@ use crate::registry::plan::{
     ADDED_PULL_SECRETS_ANNOTATION, Plan, SecretRemoval, ServiceAccountChange, format_added,
 };
 use crate::registry::status::SyncOutcome;
+use crate::runtime::heap;
 use futures::{FutureExt, StreamExt, stream};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
@@ -48,6 +49,7 @@ pub async fn apply(
     } else {
         0
     };
+    let requests = writes + plan.remove.len() + plan.service_accounts.len();
     let work = (0..writes)
         .map(Work::Write)
         .chain((0..plan.remove.len()).map(Work::Remove))
@@ -63,6 +65,9 @@ pub async fn apply(
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
+    if requests >= heap::TRIM_AFTER_REQUESTS {
+        heap::release_free_memory();
+    }
     let mut outcome = SyncOutcome::default();
     for r in results {
         match r {
