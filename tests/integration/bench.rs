@@ -11,8 +11,8 @@ use crate::support::fixtures::{create_registry_named, setup};
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
@@ -521,7 +521,10 @@ async fn benchmark_registries_at_scale() {
     let refresh_requests = diff(&operator_requests(&operator).await, &refresh_requests_start);
     // BENCH_HOLD_SECS keeps the operator alive after the refresh, for an outside
     // look at its heap (docs/benchmarks.md: the allocator's share).
-    if let Some(hold) = std::env::var("BENCH_HOLD_SECS").ok().and_then(|v| v.parse().ok()) {
+    if let Some(hold) = std::env::var("BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         println!("holding the operator (pid {}) for {hold} s", operator.pid());
         tokio::time::sleep(Duration::from_secs(hold)).await;
     }
@@ -621,25 +624,4 @@ async fn benchmark_registries_at_scale() {
     );
     println!("GetAuthorizationToken calls for it:  {calls} (2 identities)");
     println!("operator RSS after the refresh:      {rss_refreshed}");
-
-    // Leave the shared bed as it was: the next run's operator would cache these.
-    let prefix = names.ns("");
-    let namespaces = Api::<Namespace>::all(client.clone());
-    let ours: Vec<String> = namespaces
-        .list_metadata(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|n| n.name_any())
-        .filter(|n| n.starts_with(&prefix))
-        .collect();
-    stream::iter(ours)
-        .for_each_concurrent(32, |ns| {
-            let namespaces = namespaces.clone();
-            async move {
-                let _ = namespaces.delete(&ns, &DeleteParams::default()).await;
-            }
-        })
-        .await;
 }
