@@ -643,7 +643,7 @@ async fn bad_flags_fail_with_a_message_naming_the_flag() {
 
 /// AssumeRole calls the fault proxy saw for `role_arn`: (accessKeyId, status).
 async fn assume_role_calls(role_arn: &str) -> Vec<(String, u64)> {
-    let resp: Value = reqwest::Client::new()
+    let resp: Value = crate::support::http_client()
         .get(format!(
             "{}/calls",
             Bed::get().var("BED_FAULTS").trim_end_matches('/')

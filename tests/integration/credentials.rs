@@ -347,7 +347,7 @@ mod iam {
 
     /// How many `operation` calls proxy B saw from sessions of `role_arn`.
     pub async fn calls_by_role(role_arn: &str, operation: &str) -> u64 {
-        let resp: Value = reqwest::Client::new()
+        let resp: Value = crate::support::http_client()
             .get(format!("{}/calls", Bed::get().var("BED_IAM_FAULTS")))
             .query(&[
                 ("roleArn", role_arn),

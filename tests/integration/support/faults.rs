@@ -11,7 +11,7 @@ impl Faults {
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
+            http: crate::support::http_client(),
         }
     }
 

@@ -8,3 +8,11 @@ pub mod faults;
 pub mod fixtures;
 /// The real operator binary run as a child process for one test.
 pub mod operator;
+
+/// An HTTP client for the tests' own requests. reqwest is built without a TLS
+/// provider of its own (the binary has one stack, aws-lc-rs), so it is installed
+/// first: a test that builds its client before anything else did would panic.
+pub fn http_client() -> reqwest::Client {
+    ecr_operator::oci::install_crypto_provider();
+    reqwest::Client::new()
+}

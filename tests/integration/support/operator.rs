@@ -67,7 +67,8 @@ impl Operator {
 
     /// GET on the admin server: (status code, body); (0, "") while it is not up.
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
-        match reqwest::get(format!("http://127.0.0.1:{}{path}", self.admin_port)).await {
+        let url = format!("http://127.0.0.1:{}{path}", self.admin_port);
+        match crate::support::http_client().get(url).send().await {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
             Err(_) => (0, String::new()),
         }
