@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub const LONG_ABOUT: &str = "\
 Copy one image from a registry to another: a single-platform manifest, or an index \
@@ -86,6 +87,24 @@ pub struct MirrorArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..=32))]
     jobs: u16,
+    /// Give up on a registry connection that sends nothing for this long (a
+    /// stalled transfer), e.g. 60s or 5m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
+    read_timeout: Duration,
+    /// Give up on the whole copy after this long, e.g. 30m. Default: no limit.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    timeout: Option<Duration>,
+}
+
+/// "60s", "5m", "1h30m": from a second to a week.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 60s, 5m or 1h"))?;
+    if d < jiff::SignedDuration::from_secs(1) || d > jiff::SignedDuration::from_hours(168) {
+        return Err(format!("{s} is outside 1s..168h"));
+    }
+    Duration::try_from(d).map_err(|e| e.to_string())
 }
 
 pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> {
@@ -100,6 +119,7 @@ pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> 
         insecure: args.insecure,
         jobs: args.jobs.into(),
         tags: args.tags,
+        read_timeout: args.read_timeout,
     };
     let terminal = std::io::stderr().is_terminal() && matches!(log_format, LogFormat::Text);
     let bars = terminal.then(|| Arc::new(Bars::new()));
@@ -107,7 +127,23 @@ pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> 
         Some(b) => b.clone(),
         None => Arc::new(LogLines),
     };
-    let result = oci::mirror(&source, &destination, &auth, &options, progress).await;
+    let copy = oci::mirror(&source, &destination, &auth, &options, progress);
+    let result = match args.timeout {
+        Some(limit) => match tokio::time::timeout(limit, copy).await {
+            Ok(r) => r,
+            Err(_) => {
+                if let Some(b) = &bars {
+                    b.done();
+                }
+                anyhow::bail!(
+                    "the copy did not finish within {} (--timeout): a registry is slow or stalled",
+                    jiff::SignedDuration::try_from(limit)
+                        .map_or_else(|_| format!("{limit:?}"), |d| format!("{d:#}"))
+                );
+            }
+        },
+        None => copy.await,
+    };
     if let Some(b) = &bars {
         b.done();
     }

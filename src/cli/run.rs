@@ -22,7 +22,8 @@ pub struct RunArgs {
     /// This instance's name, shown in Events and used as the leader-election identity.
     #[arg(long, env = "POD_NAME")]
     pod_name: Option<String>,
-    /// Only handle EcrRegistries whose labels match this selector (e.g. shard=a).
+    /// Only handle EcrRegistries whose labels match this selector (e.g. shard=a),
+    /// and the EcrMirrors that name them.
     #[arg(long, env = "ECR_OPERATOR_REGISTRY_SELECTOR")]
     registry_selector: Option<String>,
     /// Address of the admin server (/healthz, /readyz, /metrics).

@@ -71,7 +71,8 @@ pub struct EcrMirrorSpec {
 
     /// A cron schedule (five fields, e.g. "0 3 * * *", or @hourly, @daily, ...):
     /// the copy runs as a CronJob on this schedule. Absent: it runs once, as a Job;
-    /// any change of the spec runs it again.
+    /// any change of the spec, or a new value of the annotation
+    /// ecr-operator.io/run-at, runs it again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 100), pattern(SCHEDULE_PATTERN))]
     pub schedule: Option<String>,
@@ -217,6 +218,14 @@ pub struct JobTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 20))]
     pub backoff_limit: Option<i32>,
+
+    /// How long one run may take, from the Job's start, before Kubernetes stops
+    /// it and marks it failed (DeadlineExceeded), in seconds: 60 to 604800 (7 days).
+    /// Default: 3600. A stalled copy therefore never blocks a scheduled mirror
+    /// (which runs one copy at a time) for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 60, max = 604800))]
+    pub active_deadline_seconds: Option<i64>,
 
     /// Delete a finished Job after this many seconds (at least 60, so the operator
     /// sees how it ended). Default: keep it. The EcrMirror's status keeps the outcome.

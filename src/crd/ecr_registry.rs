@@ -83,6 +83,43 @@ pub struct EcrRegistrySpec {
     #[schemars(pattern(r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"))]
     #[x_kube(validation = Rule::new("self != '' && duration(self) >= duration('10s') && duration(self) <= duration('11h')").message("spec.refreshBefore: must be a duration from 10s to 11h, e.g. 6h or 90m"))]
     pub refresh_before: String,
+
+    /// Which EcrMirrors may copy images through this registry (its identity and
+    /// its secret), set by the cluster admin. Absent: none may; an EcrMirror that
+    /// names this registry fails with MirrorNotAllowed and makes no AWS call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirrors: Option<MirrorAllowance>,
+}
+
+/// What the EcrMirrors of some namespaces may do through an EcrRegistry. An
+/// EcrMirror outside it is refused before any Job or AWS call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorAllowance {
+    /// Namespaces whose EcrMirrors may use this registry, by name, or "*" for
+    /// every namespace the registry writes its secret into.
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 63), pattern(r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$")), extend("x-kubernetes-list-type" = "set"))]
+    pub namespaces: Vec<String>,
+
+    /// ECR repositories those EcrMirrors may push to (creating them) or pull
+    /// from: an exact name (team-a/app), a prefix ending in "/*" (team-a/*: every
+    /// repository under team-a/), or "*" for all. "{namespace}" stands for the
+    /// EcrMirror's namespace: "{namespace}/*" gives each namespace its own prefix.
+    #[schemars(length(min = 1, max = 100), inner(length(min = 1, max = 256), pattern(r"^(\*|([a-z0-9._-]+|\{namespace\})(/([a-z0-9._-]+|\{namespace\}))*(/\*)?)$")), extend("x-kubernetes-list-type" = "set"))]
+    pub repositories: Vec<String>,
+
+    /// Let EcrMirrors set jobTemplate.image and jobTemplate.serviceAccountName:
+    /// run another image, under another ServiceAccount of their namespace, with
+    /// this registry's secret mounted. Default false: the operator's image under
+    /// the namespace's default ServiceAccount (with no token mounted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_job_overrides: bool,
+
+    /// Let push EcrMirrors set createRepository.repositoryPolicy, which replaces
+    /// the policy of a repository they may push to (SetRepositoryPolicy). Default
+    /// false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_repository_policy: bool,
 }
 
 /// A host-name variant of an ECR registry endpoint.

@@ -9,15 +9,39 @@ use crate::crd::ecr_registry::EcrRegistry;
 use crate::error::{Error, Result};
 use crate::mirror::ecr::Ecr;
 use crate::mirror::job::{self as mirror_job, Blocked, Resolved, SPEC_HASH_ANNOTATION};
-use crate::mirror::status;
+use crate::mirror::{plan, status};
 use crate::runtime::events::Events;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::sync::Arc;
 
 /// The action of every Event about an EcrMirror.
 const ACTION: &str = "Mirror";
+
+/// The reason when the name of an EcrMirror's Job or CronJob is taken.
+pub const NAME_CONFLICT: &str = "NameConflict";
+
+fn name_conflict<K: Resource<DynamicType = ()>>(name: &str, ns: &str, holder: &str) -> Blocked {
+    let kind = K::kind(&());
+    Blocked {
+        reason: NAME_CONFLICT,
+        message: format!(
+            "{kind} {name} in namespace {ns} exists and is not this EcrMirror's ({holder}): the operator does not write over it; delete or rename that {kind}, or rename the EcrMirror"
+        ),
+        spec_error: false,
+    }
+}
+
+/// Who holds a name that a create found taken.
+enum Holder {
+    /// This EcrMirror: the cache had not shown it yet.
+    ThisMirror,
+    /// Nobody any more: deleted since.
+    Gone,
+    /// Someone else, described for the status.
+    Other(String),
+}
 
 /// What rendering and applying did in one pass.
 #[derive(Default)]
@@ -63,7 +87,7 @@ impl Applier<'_> {
             }
         };
         match self
-            .ensure_and_apply(mirror, registry, resolved, desired)
+            .ensure_and_apply(mirror, registry, resolved, desired, false)
             .await?
         {
             Ok(applied) => {
@@ -100,8 +124,9 @@ impl Applier<'_> {
         if step.cron_job.as_deref().and_then(hash) == hash(&desired) {
             return Ok(());
         }
+        let ours = step.cron_job.is_some();
         match self
-            .ensure_and_apply(mirror, registry, resolved, desired)
+            .ensure_and_apply(mirror, registry, resolved, desired, ours)
             .await?
         {
             Ok(applied) => {
@@ -120,6 +145,51 @@ impl Applier<'_> {
         Ok(())
     }
 
+    /// Suspends the EcrMirror's CronJob while the EcrMirror is blocked, with a
+    /// merge patch (an apply of only these fields would drop the rest). The
+    /// spec-hash annotation changes too, so the first pass that resolves again
+    /// renders and applies the CronJob in full.
+    pub async fn hold_cron_job(
+        &self,
+        mirror: &EcrMirror,
+        blocked: &std::result::Result<Resolved, Blocked>,
+    ) -> Result<Arc<CronJob>> {
+        let name = mirror_job::cron_job_name(mirror);
+        let ns = mirror.namespace().unwrap_or_default();
+        let api: Api<CronJob> = Api::namespaced(self.client.clone(), &ns);
+        let patch = serde_json::json!({
+            "metadata": {"annotations": {SPEC_HASH_ANNOTATION: "held"}},
+            "spec": {"suspend": true},
+        });
+        let held = api
+            .patch(
+                &name,
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&patch),
+            )
+            .await
+            .map_err(Error::Kube)?;
+        let why = blocked.as_ref().err().map_or("", |b| b.reason);
+        tracing::info!(
+            cron_job = name,
+            reason = why,
+            "CronJob suspended while blocked"
+        );
+        self.events
+            .publish(
+                &mirror.object_ref(&()),
+                true,
+                "Suspended",
+                ACTION,
+                &format!("CronJob {name} suspended until {why} is resolved"),
+            )
+            .await;
+        Ok(Arc::new(held))
+    }
+
     async fn announce(&self, mirror: &EcrMirror, what: String) {
         tracing::info!("{what} created");
         self.events
@@ -133,15 +203,17 @@ impl Applier<'_> {
             .await;
     }
 
-    /// Makes sure the repository exists (push), then applies the object. The inner
-    /// error is a problem to report in the status (and whether it is transient);
-    /// the outer one an API failure to retry with backoff.
+    /// Makes sure the repository exists (push), then writes the object: applied
+    /// when it is `ours` (this EcrMirror controls the one in the cache), created
+    /// otherwise. The inner error is a problem to report in the status (and
+    /// whether it is transient); the outer one an API failure to retry with backoff.
     async fn ensure_and_apply<K>(
         &self,
         mirror: &EcrMirror,
         registry: &EcrRegistry,
         resolved: &Resolved,
         desired: K,
+        ours: bool,
     ) -> Result<std::result::Result<K, (Blocked, bool)>>
     where
         K: Resource<DynamicType = ()>
@@ -168,14 +240,30 @@ impl Applier<'_> {
         let ns = mirror.namespace().unwrap_or_default();
         let api: Api<K> = Api::namespaced(self.client.clone(), &ns);
         let name = desired.meta().name.clone().unwrap_or_default();
-        match api
-            .patch(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&desired),
-            )
-            .await
-        {
+        let written = if ours {
+            Self::force_apply(&api, &name, &desired).await
+        } else {
+            // Created, never applied: an object of that name that is not this
+            // EcrMirror's (a user's CronJob, a Job left by a deleted EcrMirror of
+            // the same name) is reported, never written over.
+            match api.create(&PostParams::default(), &desired).await {
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    match self.holder(&api, &name, mirror).await? {
+                        Holder::ThisMirror => Self::force_apply(&api, &name, &desired).await,
+                        // Deleted in between: created on the next try.
+                        Holder::Gone => {
+                            let why = "an object deleted since";
+                            return Ok(Err((name_conflict::<K>(&name, &ns, why), true)));
+                        }
+                        Holder::Other(holder) => {
+                            return Ok(Err((name_conflict::<K>(&name, &ns, &holder), false)));
+                        }
+                    }
+                }
+                other => other,
+            }
+        };
+        match written {
             Ok(applied) => Ok(Ok(applied)),
             Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => Ok(Err((
                 Blocked {
@@ -187,6 +275,50 @@ impl Applier<'_> {
             ))),
             Err(e) => Err(Error::Kube(e)),
         }
+    }
+
+    async fn force_apply<K>(api: &Api<K>, name: &str, desired: &K) -> kube::Result<K>
+    where
+        K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        api.patch(
+            name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(desired),
+        )
+        .await
+    }
+
+    /// Who holds the name an EcrMirror wanted. By a list of that one name: the
+    /// operator has no `get` on Jobs and CronJobs.
+    async fn holder<K>(&self, api: &Api<K>, name: &str, mirror: &EcrMirror) -> Result<Holder>
+    where
+        K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    {
+        let found = api
+            .list_metadata(&ListParams::default().fields(&format!("metadata.name={name}")))
+            .await
+            .map_err(Error::Kube)?;
+        let Some(existing) = found.items.first() else {
+            return Ok(Holder::Gone);
+        };
+        if plan::is_controlled_by(existing, mirror.uid().as_deref()) {
+            return Ok(Holder::ThisMirror);
+        }
+        Ok(Holder::Other(
+            match existing
+                .owner_references()
+                .iter()
+                .find(|o| o.controller == Some(true))
+            {
+                Some(o) if o.kind == "EcrMirror" => format!(
+                    "it belongs to an earlier EcrMirror {} (uid {})",
+                    o.name, o.uid
+                ),
+                Some(o) => format!("it belongs to {} {}", o.kind, o.name),
+                None => "it belongs to no EcrMirror".into(),
+            },
+        ))
     }
 
     /// Deletes a stale Job or CronJob; one already gone is fine, a failure is

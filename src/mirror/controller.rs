@@ -47,7 +47,9 @@ pub struct MirrorConfig {
     /// operator's own (flag/env `ECR_OPERATOR_IMAGE`). Its entrypoint must be
     /// `ecr-operator`.
     pub image: String,
-    /// Only EcrMirrors matching this label selector are handled (sharding, tests).
+    /// Only EcrMirrors whose EcrRegistry's labels match this selector are handled
+    /// (sharding by EcrRegistry, as `--registry-selector` says); the EcrMirrors'
+    /// own labels do not matter.
     pub selector: Option<String>,
     /// Name of this instance in Events.
     pub instance: String,
@@ -84,16 +86,16 @@ pub async fn run(
     }
     let mirrors: Api<EcrMirror> = Api::all(client.clone());
     wait_for_crd(&mirrors, Error::MirrorCrdMissing).await?;
-    let mut mirror_watch = watcher::Config::default();
-    if let Some(sel) = &config.selector {
-        mirror_watch = mirror_watch.labels(sel);
-    }
-    let controller = Controller::new(mirrors, mirror_watch);
+    let controller = Controller::new(mirrors, watcher::Config::default());
     let mirror_store = controller.store();
 
+    let mut registry_watch = watcher::Config::default();
+    if let Some(sel) = &config.selector {
+        registry_watch = registry_watch.labels(sel);
+    }
     let (registries, registry_events, _) = cached(
         Api::<EcrRegistry>::all(client.clone()),
-        watcher::Config::default(),
+        registry_watch,
         keep_all,
     );
     let ours = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{MIRROR_LABEL}");
@@ -188,6 +190,12 @@ async fn reconcile(mirror: Arc<EcrMirror>, ctx: Arc<Context>) -> Result<Action> 
 impl Context {
     async fn sync(&self, mirror: &EcrMirror) -> Result<Action> {
         let registry = self.registry_of(mirror).await?;
+        if registry.is_none() && self.config.selector.is_some() {
+            // Sharded: an EcrRegistry outside this instance's selector is another
+            // instance's to serve, and only an instance without a selector says
+            // that a missing one does not exist.
+            return Ok(Action::await_change());
+        }
         let observed = self.observe(mirror, registry);
 
         let step = self.apply(mirror, &observed).await?;
@@ -288,10 +296,13 @@ impl Context {
             cron_job: observed.cron_job.clone(),
             ..Step::default()
         };
+        let applier = self.applier();
+        if plan::hold_cron_job(&observed.resolved, step.cron_job.as_deref()) {
+            step.cron_job = Some(applier.hold_cron_job(mirror, &observed.resolved).await?);
+        }
         let (Some(registry), Ok(resolved)) = (&observed.registry, &observed.resolved) else {
             return Ok(step);
         };
-        let applier = self.applier();
         if mirror.spec.schedule.is_some() {
             applier
                 .ensure_cron_job(mirror, registry, resolved, &mut step)

@@ -5,8 +5,8 @@
 //! The container runs `ecr-operator mirror` (the image's entrypoint) with:
 //!
 //! ```text
-//! push: mirror SRC <host>/<repository>:<tag1> [--tag <tagN>]... --authfile ECR [--authfile OTHER] --digest-file /dev/termination-log
-//! pull: mirror <host>/<repository>(:<tag>|@<digest>) DST --authfile ECR [--authfile OTHER] --digest-file /dev/termination-log
+//! push: mirror SRC <host>/<repository>:<tag1> [--tag <tagN>]... --authfile ECR [--authfile OTHER] --digest-file /dev/termination-log --timeout <9/10 of the deadline>
+//! pull: mirror <host>/<repository>(:<tag>|@<digest>) DST --authfile ECR [--authfile OTHER] --digest-file /dev/termination-log --timeout <9/10 of the deadline>
 //! ```
 //!
 //! where ECR is the EcrRegistry's managed secret and OTHER the user's secret for the
@@ -15,6 +15,7 @@
 use crate::crd::ecr_mirror::EcrMirror;
 use crate::crd::ecr_registry::EcrRegistry;
 use crate::crd::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::mirror::allowance;
 use crate::registry::desired_secret::DATA_KEY;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
@@ -31,6 +32,9 @@ use std::collections::BTreeMap;
 pub const MIRROR_LABEL: &str = "ecr-operator.io/mirror";
 /// On Jobs and CronJobs: the EcrMirror generation they were rendered from.
 pub const GENERATION_ANNOTATION: &str = "ecr-operator.io/mirror-generation";
+/// On an EcrMirror without a schedule: a new value runs the copy again, as a new
+/// Job (`kubectl annotate ecrmirror NAME ecr-operator.io/run-at="$(date -u +%FT%TZ)" --overwrite`).
+pub const RUN_AT_ANNOTATION: &str = "ecr-operator.io/run-at";
 /// On CronJobs: a hash of the rendered spec, so an unchanged CronJob is not rewritten.
 pub const SPEC_HASH_ANNOTATION: &str = "ecr-operator.io/spec-hash";
 /// Where the EcrRegistry's managed secret is mounted.
@@ -43,6 +47,8 @@ pub const DIGEST_FILE: &str = "/dev/termination-log";
 pub const RUN_AS: i64 = 65532;
 pub const CONTAINER_NAME: &str = "mirror";
 pub const DEFAULT_BACKOFF_LIMIT: i32 = 2;
+/// How long one run may take unless jobTemplate.activeDeadlineSeconds says otherwise.
+pub const DEFAULT_ACTIVE_DEADLINE_SECONDS: i64 = 3600;
 /// Job names are label values (`job-name` on the pods): at most 63 characters.
 const MAX_JOB_NAME: usize = 63;
 /// The CronJob controller appends `-<11 digits>` to name its Jobs.
@@ -78,9 +84,10 @@ pub struct Resolved {
     pub secret_name: String,
 }
 
-/// Checks that the EcrRegistry's secret is in the EcrMirror's namespace (by the
-/// registry's status.managedNamespaces: the operator reads no Secrets there) and
-/// picks the ECR host; checks what the schema cannot (the policy is JSON).
+/// Checks what the schema cannot (the policy is JSON), that the EcrRegistry
+/// allows this EcrMirror ([`allowance`]) and that its secret is in the EcrMirror's
+/// namespace (by the registry's status.managedNamespaces: the operator reads no
+/// Secrets there), and picks the ECR host.
 pub fn resolve(mirror: &EcrMirror, registry: &EcrRegistry) -> Result<Resolved, Blocked> {
     let ns = mirror.namespace().unwrap_or_default();
     let registry_name = registry.name_any();
@@ -104,6 +111,7 @@ pub fn resolve(mirror: &EcrMirror, registry: &EcrRegistry) -> Result<Resolved, B
             }
         }
     }
+    allowance::check(mirror, registry)?;
     let status = registry.status.clone().unwrap_or_default();
     let secret_name = status
         .secret_name
@@ -177,14 +185,36 @@ pub fn mirror_args(mirror: &EcrMirror, resolved: &Resolved) -> Vec<String> {
         ]);
     }
     args.extend(["--digest-file".to_string(), DIGEST_FILE.to_string()]);
+    // Ends the copy with its own error a little before Kubernetes' deadline kills
+    // the pod, so the cause reaches the termination message.
+    let deadline = active_deadline_seconds(mirror);
+    args.extend([
+        "--timeout".to_string(),
+        format!("{}s", deadline - deadline / 10),
+    ]);
     args
 }
 
-/// The one-off Job's name: the EcrMirror's name and generation, so a change of the
-/// spec makes a new Job. Shortened with a hash when it would exceed 63 characters.
+fn active_deadline_seconds(mirror: &EcrMirror) -> i64 {
+    mirror
+        .spec
+        .job_template
+        .active_deadline_seconds
+        .unwrap_or(DEFAULT_ACTIVE_DEADLINE_SECONDS)
+}
+
+/// The one-off Job's name: the EcrMirror's name and generation, and a hash of its
+/// run-at annotation when set, so a change of either makes a new Job. Shortened
+/// with a hash when it would exceed 63 characters.
 pub fn job_name(mirror: &EcrMirror) -> String {
     let generation = mirror.metadata.generation.unwrap_or(0);
-    fit(&mirror.name_any(), &format!("-{generation}"), MAX_JOB_NAME)
+    let suffix = match mirror.annotations().get(RUN_AT_ANNOTATION) {
+        Some(run_at) if !run_at.is_empty() => {
+            format!("-{generation}-{}", sha256_hex(run_at.as_bytes(), 6))
+        }
+        _ => format!("-{generation}"),
+    };
+    fit(&mirror.name_any(), &suffix, MAX_JOB_NAME)
 }
 
 /// The CronJob's name: the EcrMirror's, shortened to 52 characters when needed.
@@ -334,7 +364,9 @@ fn job_spec(mirror: &EcrMirror, resolved: &Resolved, image: &str) -> JobSpec {
         args: Some(mirror_args(mirror, resolved)),
         resources: t.resources.clone(),
         volume_mounts: Some(mounts),
-        termination_message_policy: Some("File".into()),
+        // The digest on success; on failure, when the file is empty, the end of
+        // the log (the error) reaches the pod's status.
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
         termination_message_path: Some(DIGEST_FILE.into()),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -357,6 +389,7 @@ fn job_spec(mirror: &EcrMirror, resolved: &Resolved, image: &str) -> JobSpec {
     };
     JobSpec {
         backoff_limit: Some(t.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT)),
+        active_deadline_seconds: Some(active_deadline_seconds(mirror)),
         ttl_seconds_after_finished: t.ttl_seconds_after_finished,
         template: PodTemplateSpec {
             metadata: Some(ObjectMeta {
@@ -431,7 +464,7 @@ mod tests {
             "apiVersion": "ecr-operator.io/v1alpha1",
             "kind": "EcrRegistry",
             "metadata": {"name": "prod", "uid": "r-1"},
-            "spec": {"region": "eu-west-1"},
+            "spec": {"region": "eu-west-1", "mirrors": {"namespaces": ["*"], "repositories": ["*"], "allowJobOverrides": true, "allowRepositoryPolicy": true}},
         }))
         .unwrap();
         r.status = Some(EcrRegistryStatus {
@@ -470,6 +503,8 @@ mod tests {
                 "/var/run/ecr-operator/ecr/.dockerconfigjson",
                 "--digest-file",
                 "/dev/termination-log",
+                "--timeout",
+                "3240s",
             ]
         );
     }
@@ -491,6 +526,8 @@ mod tests {
                 "/var/run/ecr-operator/other/.dockerconfigjson",
                 "--digest-file",
                 "/dev/termination-log",
+                "--timeout",
+                "3240s",
             ]
         );
         let other = spec
@@ -529,7 +566,10 @@ mod tests {
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.capabilities.unwrap().drop, Some(vec!["ALL".to_string()]));
         assert_eq!(sc.seccomp_profile.unwrap().type_, "RuntimeDefault");
-        assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+        assert_eq!(
+            c.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
         let psc = spec.security_context.unwrap();
         assert_eq!(psc.run_as_non_root, Some(true));
         assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
@@ -573,7 +613,32 @@ mod tests {
         assert_eq!(owner.uid, "u-1");
         assert_eq!(owner.controller, Some(true));
         assert_eq!(job.metadata.labels.unwrap()[MIRROR_LABEL], "nginx");
-        assert_eq!(job.spec.unwrap().backoff_limit, Some(DEFAULT_BACKOFF_LIMIT));
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(DEFAULT_BACKOFF_LIMIT));
+        // No run without an end: a stalled copy cannot hold a Forbid schedule.
+        assert_eq!(
+            spec.active_deadline_seconds,
+            Some(DEFAULT_ACTIVE_DEADLINE_SECONDS)
+        );
+    }
+
+    #[test]
+    fn the_run_at_annotation_names_a_new_job() {
+        let mut m = push();
+        assert_eq!(job_name(&m), "nginx-3");
+        m.annotations_mut()
+            .insert(RUN_AT_ANNOTATION.into(), "2026-11-30T10:00:00Z".into());
+        let first = job_name(&m);
+        assert!(
+            first.starts_with("nginx-3-") && first.len() == "nginx-3-".len() + 6,
+            "{first}"
+        );
+        assert_eq!(first, job_name(&m), "stable for one value");
+        m.annotations_mut()
+            .insert(RUN_AT_ANNOTATION.into(), "2026-11-30T11:00:00Z".into());
+        assert_ne!(first, job_name(&m));
+        m.metadata.name = Some("a".repeat(63));
+        assert!(job_name(&m).len() <= 63);
     }
 
     #[test]
@@ -598,6 +663,7 @@ mod tests {
             "imagePullPolicy": "Always",
             "serviceAccountName": "mirror",
             "backoffLimit": 0,
+            "activeDeadlineSeconds": 120,
             "ttlSecondsAfterFinished": 600,
             "nodeSelector": {"kubernetes.io/arch": "arm64"},
             "tolerations": [{"key": "dedicated", "operator": "Exists"}],
@@ -607,6 +673,7 @@ mod tests {
         let job = render(&m, &ready_registry(), "img").unwrap();
         let spec = job.spec.unwrap();
         assert_eq!(spec.backoff_limit, Some(0));
+        assert_eq!(spec.active_deadline_seconds, Some(120));
         assert_eq!(spec.ttl_seconds_after_finished, Some(600));
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("mirror"));
@@ -692,7 +759,7 @@ mod tests {
         let cj = render_cron_job(&m, &ready_registry(), "img").unwrap();
         assert_eq!(
             cj.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION],
-            "386e21409ad555c0"
+            "7569a192b36f48a6"
         );
         assert_eq!(sha256_hex(b"abc", 16), "ba7816bf8f01cfea");
     }

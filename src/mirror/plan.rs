@@ -155,6 +155,17 @@ pub fn described_job(
     }
 }
 
+/// True when the EcrMirror's CronJob must be held (suspended) because the
+/// EcrMirror cannot run now: its registry's secret is gone from the namespace,
+/// or the registry no longer allows it. A schedule must not keep copying with
+/// a credential or an allowance that was taken away. Once resolved again, the
+/// CronJob is rendered anew (the hold changes its spec hash) with the
+/// EcrMirror's own `suspend`.
+pub fn hold_cron_job(resolved: &Result<Resolved, Blocked>, cron_job: Option<&CronJob>) -> bool {
+    resolved.is_err()
+        && cron_job.is_some_and(|c| c.spec.as_ref().and_then(|s| s.suspend) != Some(true))
+}
+
 /// When to look at the EcrMirror again: after `retry` when something asked for it
 /// (a transient failure's backoff, a failed digest lookup); slowly while blocked by
 /// something outside the watches; else on the next change.
@@ -192,6 +203,35 @@ mod tests {
             message: "m".into(),
             spec_error,
         }
+    }
+
+    #[test]
+    fn a_blocked_mirror_holds_its_running_cron_job_once() {
+        let running = {
+            let mut c = cron_job("c-1");
+            c.spec = Some(
+                serde_json::from_value(
+                    json!({"schedule": "@hourly", "suspend": false, "jobTemplate": {}}),
+                )
+                .unwrap(),
+            );
+            c
+        };
+        let held = {
+            let mut c = running.clone();
+            c.spec.as_mut().unwrap().suspend = Some(true);
+            c
+        };
+        let blocked = Err(blocked(true));
+        assert!(hold_cron_job(&blocked, Some(&running)));
+        assert!(!hold_cron_job(&blocked, Some(&held)), "already held");
+        assert!(!hold_cron_job(&blocked, None));
+        let resolved = Ok(Resolved {
+            host: "h".into(),
+            account: "1".into(),
+            secret_name: "s".into(),
+        });
+        assert!(!hold_cron_job(&resolved, Some(&running)));
     }
 
     #[test]
@@ -249,6 +289,16 @@ mod tests {
         // A new generation is a new copy.
         m.status.as_mut().unwrap().phase = Some(Phase::Succeeded);
         m.metadata.generation = Some(3);
+        assert!(create_job(&m, None));
+
+        // So is a new run-at annotation, on a finished copy of this generation.
+        m.status.as_mut().unwrap().observed_generation = Some(3);
+        m.status.as_mut().unwrap().job_name = Some("nginx-3".into());
+        assert!(!create_job(&m, None));
+        m.annotations_mut().insert(
+            mirror_job::RUN_AT_ANNOTATION.into(),
+            "2026-11-30T10:00:00Z".into(),
+        );
         assert!(create_job(&m, None));
 
         let scheduled = mirror(json!({"schedule": "0 3 * * *"}));

@@ -29,6 +29,8 @@ pub struct Options {
     pub jobs: usize,
     /// More tags for the destination, besides the one of its reference.
     pub tags: Vec<String>,
+    /// A connection that sends nothing for this long fails (a stalled transfer).
+    pub read_timeout: Duration,
 }
 
 impl Default for Options {
@@ -38,6 +40,7 @@ impl Default for Options {
             insecure: false,
             jobs: 4,
             tags: Vec::new(),
+            read_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -518,6 +521,7 @@ fn client_config(options: &Options, jobs: usize) -> ClientConfig {
         max_concurrent_upload: jobs,
         max_concurrent_download: jobs,
         connect_timeout: Some(Duration::from_secs(30)),
+        read_timeout: Some(options.read_timeout),
         user_agent: concat!("ecr-operator/", env!("CARGO_PKG_VERSION")),
         ..Default::default()
     }
@@ -748,6 +752,7 @@ mod tests {
             ..Default::default()
         };
         let c = client_config(&options, 3);
+        assert_eq!(c.read_timeout, Some(Duration::from_secs(60)));
         assert_eq!(c.protocol, ClientProtocol::Http);
         assert!(c.accept_invalid_certificates);
         assert!(c.use_monolithic_push);

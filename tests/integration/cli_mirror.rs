@@ -217,7 +217,7 @@ struct Pusher {
 impl Pusher {
     fn new(reg: &Reg) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: crate::support::http_client(),
             reg: reg.clone(),
         }
     }
@@ -734,4 +734,39 @@ async fn extra_tags_are_applied_and_a_new_tag_sends_no_blob() {
         "{}",
         bad.describe()
     );
+}
+
+/// A registry that accepts connections and never answers (a stalled transfer):
+/// the copy ends with an error, at `--read-timeout` for a silent connection and at
+/// `--timeout` for the whole copy, never hangs.
+#[tokio::test]
+async fn a_stalled_registry_ends_the_copy_at_its_timeouts() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = vec![];
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let r2 = reg2();
+    let auth = authfile(&[&r2]);
+    let src = format!("127.0.0.1:{port}/a/b:v1");
+    let dst = format!("{}/unused/x:v1", r2.host);
+    for (flags, needle) in [
+        (["--read-timeout", "2s"], "timed out"),
+        (["--timeout", "3s"], "did not finish within 3s (--timeout)"),
+    ] {
+        let started = std::time::Instant::now();
+        let mut args = vec![src.as_str(), dst.as_str()];
+        args.extend(flags);
+        let run = mirror_cmd(&args, &[auth.path()], true, &[]);
+        let took = started.elapsed();
+        assert_eq!(run.code(), Some(1), "{flags:?}: {}", run.describe());
+        assert!(run.stderr.contains(needle), "{flags:?}: {}", run.describe());
+        assert!(
+            took < std::time::Duration::from_secs(20),
+            "{flags:?} took {took:?}"
+        );
+    }
 }

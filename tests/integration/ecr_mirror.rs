@@ -9,6 +9,7 @@
 use crate::deploy::{kustomize, of_kind, parse_stream};
 use crate::least_privilege::{fence_objects, install_fence, remove_fence};
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
+use crate::support::faults::Faults;
 use crate::support::fixtures;
 use aws_sdk_ecr::types::ImageIdentifier;
 use ecr_operator::crd::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
@@ -65,7 +66,10 @@ impl World {
         let registry = fixtures::create_registry(
             &client,
             &names,
-            json!({"region": region, "namespaces": {"names": [ns]}, "secret": {"name": "ecr-pull"}}),
+            json!({
+                "region": region, "namespaces": {"names": [ns]}, "secret": {"name": "ecr-pull"},
+                "mirrors": {"namespaces": ["*"], "repositories": ["*"], "allowJobOverrides": true, "allowRepositoryPolicy": true},
+            }),
         )
         .await
         .name_any();
@@ -106,6 +110,36 @@ impl World {
             )
             .await
             .expect("patch EcrRegistry status");
+    }
+
+    /// Sets what the EcrRegistry allows EcrMirrors (`spec.mirrors`), as its admin
+    /// would: the whole field (a merge patch would keep the earlier keys).
+    async fn set_allowance(&self, mirrors: Value) {
+        let registries = Api::<EcrRegistry>::all(self.client.clone());
+        let mut values = vec![Value::Null];
+        if !mirrors.is_null() {
+            values.push(mirrors);
+        }
+        for value in values {
+            registries
+                .patch(
+                    &self.registry,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"mirrors": value}})),
+                )
+                .await
+                .expect("patch EcrRegistry spec.mirrors");
+        }
+    }
+
+    /// The EcrMirror's Ready condition: (reason, message); empty before it has one.
+    async fn ready(&self, name: &str) -> (String, String) {
+        let m = self.mirrors().get(name).await.expect("get EcrMirror");
+        m.status
+            .as_ref()
+            .and_then(|s| condition(s, READY))
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_default()
     }
 
     fn mirrors(&self) -> Api<EcrMirror> {
@@ -415,9 +449,18 @@ async fn a_push_creates_the_repository_and_a_locked_down_job_and_records_the_dig
             "/var/run/ecr-operator/other/.dockerconfigjson".into(),
             "--digest-file".into(),
             "/dev/termination-log".into(),
+            "--timeout".into(),
+            "3240s".into(),
         ]
     );
-    assert_eq!(c.termination_message_policy.as_deref(), Some("File"));
+    assert_eq!(
+        c.termination_message_policy.as_deref(),
+        Some("FallbackToLogsOnError")
+    );
+    assert_eq!(
+        job.spec.as_ref().unwrap().active_deadline_seconds,
+        Some(3600)
+    );
     let sc = c.security_context.clone().unwrap();
     assert_eq!(sc.run_as_non_root, Some(true));
     assert_eq!(sc.run_as_user, Some(65532));
@@ -1031,5 +1074,250 @@ async fn the_controller_works_with_only_its_documented_rbac() {
         condition(m.status.as_ref().unwrap(), READY).map(|c| c.status.as_str()),
         Some("True")
     );
+    w.stop().await;
+}
+
+/// The cluster admin's gate (EcrRegistry spec.mirrors): a mirror in namespace
+/// `app` may not push to another team's repository, set a repository policy or
+/// pick its image without the allowance; refused before any Job or AWS call.
+#[tokio::test]
+async fn a_mirror_outside_the_registrys_allowance_is_refused_before_any_aws_call() {
+    let w = World::start("mir-gate", true).await;
+    w.set_allowance(json!({"namespaces": [w.ns], "repositories": ["{namespace}/*"]}))
+        .await;
+    let faults = Faults::new(Bed::get().var("BED_FAULTS"));
+    let key = w.names.access_key_id();
+    let push = |repository: String| json!({"source": "docker.io/library/nginx:1.27", "repository": repository, "tags": ["1"]});
+    let mine = |name: &str| format!("{}/{name}", w.ns);
+    let policy = r#"{"Version": "2012-10-17", "Statement": []}"#;
+    let refused = [
+        (
+            "other-team",
+            json!({"push": push("prod/payments".into())}),
+            "spec.push.repository",
+        ),
+        (
+            "policy",
+            json!({"push": {"source": "docker.io/library/nginx:1.27", "repository": mine("a"), "tags": ["1"], "createRepository": {"repositoryPolicy": policy}}}),
+            "repositoryPolicy",
+        ),
+        (
+            "image",
+            json!({"push": push(mine("b")), "jobTemplate": {"image": "evil.example.com/x:1"}}),
+            "spec.jobTemplate.image",
+        ),
+        (
+            "account",
+            json!({"push": push(mine("c")), "jobTemplate": {"serviceAccountName": "default"}}),
+            "spec.jobTemplate.serviceAccountName",
+        ),
+        (
+            "pull",
+            json!({"pull": {"source": "prod/payments:v1", "destination": "registry.example.com/x:1"}}),
+            "spec.pull.source",
+        ),
+    ];
+    for (name, spec, _) in &refused {
+        w.create_mirror(name, spec.clone()).await;
+    }
+    for (name, _, field) in &refused {
+        w.wait_status(name, "refused", |s| s.phase == Some(Phase::Failed))
+            .await;
+        let (reason, message) = w.ready(name).await;
+        assert_eq!(reason, "MirrorNotAllowed", "{name}: {message}");
+        assert!(message.contains(field), "{name}: {message}");
+    }
+    // Within the allowance the same registry works.
+    w.create_mirror("allowed", json!({"push": push(mine("app"))}))
+        .await;
+    w.wait_job("allowed-1").await;
+    let jobs: Vec<String> = w
+        .jobs()
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|j| j.name_any())
+        .collect();
+    assert_eq!(jobs, ["allowed-1"], "only the allowed mirror has a Job");
+    assert_eq!(faults.calls(&key, "CreateRepository").await, 1);
+    assert_eq!(faults.calls(&key, "SetRepositoryPolicy").await, 0);
+    // Without spec.mirrors no EcrMirror may use the registry at all.
+    w.set_allowance(Value::Null).await;
+    w.create_mirror("no-allowance", json!({"push": push(mine("d"))}))
+        .await;
+    w.wait_status("no-allowance", "refused", |s| {
+        s.phase == Some(Phase::Failed)
+    })
+    .await;
+    let (reason, message) = w.ready("no-allowance").await;
+    assert_eq!(reason, "MirrorNotAllowed", "{message}");
+    assert!(message.contains("allows no EcrMirrors"), "{message}");
+    assert_eq!(faults.calls(&key, "CreateRepository").await, 1);
+    w.stop().await;
+}
+
+/// A CronJob or Job of the name an EcrMirror wants, that is not the EcrMirror's
+/// (a user's, or one left by a deleted EcrMirror of that name), is reported as
+/// NameConflict and left exactly as it was.
+#[tokio::test]
+async fn a_user_cron_job_or_a_leftover_job_of_that_name_is_never_written_over() {
+    let w = World::start("mir-conflict", true).await;
+    let cron_jobs: Api<CronJob> = Api::namespaced(w.client.clone(), &w.ns);
+    let pod = json!({"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]});
+    let user_cron: CronJob = serde_json::from_value(json!({
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 1 * * *", "jobTemplate": {"spec": {"template": {"spec": pod}}}},
+    }))
+    .unwrap();
+    let before = cron_jobs
+        .create(&PostParams::default(), &user_cron)
+        .await
+        .unwrap();
+    // A Job left behind by a deleted EcrMirror "once" (orphaned on deletion).
+    let leftover: Job = serde_json::from_value(json!({
+        "metadata": {"name": "once-1", "labels": {"app.kubernetes.io/managed-by": "ecr-operator", "ecr-operator.io/mirror": "once"}},
+        "spec": {"template": {"spec": pod}},
+    }))
+    .unwrap();
+    let leftover = w
+        .jobs()
+        .create(&PostParams::default(), &leftover)
+        .await
+        .unwrap();
+    let push = json!({"source": "docker.io/library/nginx:1.27", "repository": format!("{}/x", w.ns), "tags": ["1"]});
+    w.create_mirror("nightly", json!({"push": push, "schedule": "0 3 * * *"}))
+        .await;
+    w.create_mirror("once", json!({"push": push})).await;
+    for (name, object) in [("nightly", "CronJob nightly"), ("once", "Job once-1")] {
+        eventually(30, &format!("{name}: NameConflict"), || async {
+            let (reason, message) = w.ready(name).await;
+            (reason == "NameConflict").then_some(message)
+        })
+        .await;
+        let (_, message) = w.ready(name).await;
+        assert!(message.contains(object), "{name}: {message}");
+    }
+    let after = cron_jobs.get("nightly").await.unwrap();
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert!(after.metadata.owner_references.is_none());
+    // The Job controller writes the Job's status; nothing of it is the operator's.
+    let job = w.jobs().get("once-1").await.unwrap();
+    assert!(job.metadata.owner_references.is_none());
+    assert_eq!(job.spec, leftover.spec);
+    let managers: Vec<String> = job
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert!(
+        !managers.iter().any(|m| m.starts_with("ecr-operator")),
+        "{managers:?}"
+    );
+    w.stop().await;
+}
+
+/// `--registry-selector` shards by EcrRegistry: an EcrMirror without the shard's
+/// labels is served when its EcrRegistry matches (the selector's help says so).
+#[tokio::test]
+async fn mirrors_are_served_whatever_their_own_labels_when_sharding_by_registry() {
+    let w = World::start("mir-shard", true).await;
+    let obj: EcrMirror = serde_json::from_value(json!({
+        "apiVersion": "ecr-operator.io/v1alpha1",
+        "kind": "EcrMirror",
+        "metadata": {"name": "unlabelled"},
+        "spec": {
+            "registryRef": {"name": w.registry},
+            "push": {"source": "docker.io/library/nginx:1.27", "repository": format!("{}/x", w.ns), "tags": ["1"]},
+        },
+    }))
+    .unwrap();
+    w.mirrors()
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap();
+    w.wait_job("unlabelled-1").await;
+    w.stop().await;
+}
+
+/// A schedule stops while its EcrMirror may not run: the admin takes the
+/// allowance away (or the registry's secret leaves the namespace) and the
+/// CronJob is suspended; given back, it runs on its schedule again.
+#[tokio::test]
+async fn a_schedule_is_held_while_its_allowance_or_secret_is_gone() {
+    let w = World::start("mir-hold", true).await;
+    let push = json!({"source": "docker.io/library/nginx:1.27", "repository": format!("{}/x", w.ns), "tags": ["1"]});
+    w.create_mirror("nightly", json!({"push": push, "schedule": "0 3 * * *"}))
+        .await;
+    let cron_jobs: Api<CronJob> = Api::namespaced(w.client.clone(), &w.ns);
+    let suspended = |want: bool| {
+        let cron_jobs = cron_jobs.clone();
+        async move {
+            eventually(30, &format!("CronJob nightly suspend={want}"), || async {
+                let c = cron_jobs.get_opt("nightly").await.unwrap()?;
+                (c.spec.as_ref()?.suspend == Some(want)).then_some(())
+            })
+            .await
+        }
+    };
+    suspended(false).await;
+    w.set_allowance(Value::Null).await;
+    suspended(true).await;
+    let (reason, _) = w.ready("nightly").await;
+    assert_eq!(reason, "MirrorNotAllowed");
+    w.set_allowance(json!({"namespaces": ["*"], "repositories": ["*"]}))
+        .await;
+    suspended(false).await;
+    // The same when the registry's secret leaves the namespace.
+    w.set_registry_namespaces(false).await;
+    suspended(true).await;
+    w.set_registry_namespaces(true).await;
+    suspended(false).await;
+    w.stop().await;
+}
+
+/// `ecr-operator.io/run-at` runs a finished one-off copy again, as a new Job, and
+/// the Job of the earlier run goes.
+#[tokio::test]
+async fn the_run_at_annotation_runs_a_finished_copy_again() {
+    let w = World::start("mir-rerun", true).await;
+    let push = json!({"source": "docker.io/library/nginx:1.27", "repository": format!("{}/x", w.ns), "tags": ["1"]});
+    w.create_mirror("once", json!({"push": push})).await;
+    w.wait_job("once-1").await;
+    w.complete_job("once-1").await;
+    w.wait_status("once", "succeeded", |s| s.phase == Some(Phase::Succeeded))
+        .await;
+    w.mirrors()
+        .patch(
+            "once",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"ecr-operator.io/run-at": "2026-11-30T10:00:00Z"}}})),
+        )
+        .await
+        .unwrap();
+    let rerun = w
+        .wait_status("once", "a new Job", |s| {
+            s.job_name
+                .as_deref()
+                .is_some_and(|j| j.starts_with("once-1-"))
+        })
+        .await;
+    let name = rerun.status.unwrap().job_name.unwrap();
+    w.wait_job(&name).await;
+    eventually(30, "the earlier Job deleted", || async {
+        w.jobs()
+            .get_opt("once-1")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
     w.stop().await;
 }

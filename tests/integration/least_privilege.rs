@@ -274,7 +274,12 @@ fn apply_params(manager: &str) -> PatchParams {
 /// An EcrRegistry of this test (no operator runs it: the tests only need its uid,
 /// and for mirrors the status an operator would have written).
 async fn registry(w: &Fenced, secret_in: &str) -> EcrRegistry {
-    let r = create_registry(&w.admin, &w.names, json!({"region": "us-east-1"})).await;
+    let r = create_registry(
+        &w.admin,
+        &w.names,
+        json!({"region": "us-east-1", "mirrors": {"namespaces": ["*"], "repositories": ["*"]}}),
+    )
+    .await;
     Api::<EcrRegistry>::all(w.admin.clone())
         .patch_status(
             &r.name_any(),
