@@ -8,7 +8,9 @@
 //! in the status.
 
 use super::DNS_SUBDOMAIN_PATTERN;
-use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMapVolumeSource, ResourceRequirements, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -178,8 +180,14 @@ pub struct Pull {
     pub destination_push_secret: Option<String>,
 }
 
+/// Label and annotation keys the pod cannot take from jobTemplate: the Kubernetes
+/// domains (where pod-security annotations such as AppArmor's live) and the
+/// operator's own.
+const RESERVED_KEY_RULE: &str =
+    r"self.all(k, !k.matches('^([^/]*[.])?(kubernetes[.]io|k8s[.]io|ecr-operator[.]io)/'))";
+
 /// Settings of the Job (and of the CronJob's Jobs) that copies the image.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JobTemplate {
     /// Image of the copying container; it must have `ecr-operator` as entrypoint.
@@ -232,6 +240,70 @@ pub struct JobTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 60, max = 31536000))]
     pub ttl_seconds_after_finished: Option<i32>,
+
+    /// Labels added to the pod, e.g. for a NetworkPolicy to select it. Keys of the
+    /// kubernetes.io, k8s.io and ecr-operator.io domains are refused; the
+    /// operator's own labels are always set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    #[x_kube(validation = Rule::new(RESERVED_KEY_RULE).message("spec.jobTemplate.podLabels: keys of the kubernetes.io, k8s.io and ecr-operator.io domains are reserved"))]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// Annotations added to the pod, e.g. sidecar.istio.io/inject: "false" so that an
+    /// injected sidecar does not keep a finished copy's pod running. Keys of the
+    /// kubernetes.io, k8s.io and ecr-operator.io domains are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    #[x_kube(validation = Rule::new(RESERVED_KEY_RULE).message("spec.jobTemplate.podAnnotations: keys of the kubernetes.io, k8s.io and ecr-operator.io domains are reserved"))]
+    pub pod_annotations: BTreeMap<String, String>,
+
+    /// Environment variables of the copying container, with literal values, e.g.
+    /// HTTPS_PROXY, NO_PROXY (the copy honours them) or SSL_CERT_FILE (a CA bundle
+    /// mounted with volumes). A proxy and a CA together can read the copy's
+    /// traffic, so the EcrRegistry must allow job overrides (its
+    /// spec.mirrors.allowJobOverrides).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub env: Vec<JobEnvVar>,
+
+    /// ConfigMaps mounted read-only into the copying container, e.g. a CA bundle for
+    /// a registry or proxy with a private CA (point SSL_CERT_FILE at it with env).
+    /// Needs the EcrRegistry's spec.mirrors.allowJobOverrides, as env does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub volumes: Vec<JobVolume>,
+}
+
+/// An environment variable with a literal value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub struct JobEnvVar {
+    /// The variable's name, e.g. HTTPS_PROXY.
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+
+    /// Its value.
+    #[serde(default)]
+    #[schemars(length(max = 4096))]
+    pub value: String,
+}
+
+/// A ConfigMap mounted read-only into the copying container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(self.name in ['ecr', 'other', 'tmp'])").message("spec.jobTemplate.volumes[].name: ecr, other and tmp are the operator's own volumes; pick another name"))]
+#[x_kube(validation = Rule::new("!self.mountPath.startsWith('/var/run/ecr-operator') && self.mountPath != '/tmp' && !self.mountPath.startsWith('/tmp/') && self.mountPath != '/dev/termination-log'").message("spec.jobTemplate.volumes[].mountPath: /var/run/ecr-operator, /tmp and /dev/termination-log are the operator's; mount somewhere else, e.g. /etc/ssl/extra"))]
+pub struct JobVolume {
+    /// The volume's name (a DNS label).
+    #[schemars(length(min = 1, max = 63), pattern(super::DNS_LABEL_PATTERN))]
+    pub name: String,
+
+    /// Where the ConfigMap's files appear in the container: an absolute path.
+    #[schemars(length(min = 2, max = 1024), pattern(r"^/[^:]*[^/:]$"))]
+    pub mount_path: String,
+
+    /// The ConfigMap of this namespace to mount (its keys become files; items picks
+    /// some of them).
+    pub config_map: ConfigMapVolumeSource,
 }
 
 impl JobTemplate {

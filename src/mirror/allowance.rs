@@ -56,12 +56,16 @@ pub fn check(mirror: &EcrMirror, registry: &EcrRegistry) -> Result<(), Blocked> 
             "spec.jobTemplate.serviceAccountName",
             t.service_account_name.is_some(),
         ),
+        // A proxy and a CA of the author's choosing can read the copy's traffic,
+        // the ECR token included.
+        ("spec.jobTemplate.env", !t.env.is_empty()),
+        ("spec.jobTemplate.volumes", !t.volumes.is_empty()),
     ];
     if let Some((field, _)) = overrides.iter().find(|(_, set)| *set)
         && !allowed.allow_job_overrides
     {
         return refuse(format!(
-            "{field}: EcrRegistry {registry_name} does not allow job overrides (spec.mirrors.allowJobOverrides): remove the field to run the operator's image under the namespace's default ServiceAccount"
+            "{field}: EcrRegistry {registry_name} does not allow job overrides (spec.mirrors.allowJobOverrides): remove the field (the copy then runs the operator's image, under the namespace's default ServiceAccount, with no extra environment or volumes), or ask the cluster admin"
         ));
     }
     let policy = mirror
@@ -200,6 +204,14 @@ mod tests {
             (
                 "spec.jobTemplate.serviceAccountName",
                 json!({"serviceAccountName": "admin"}),
+            ),
+            (
+                "spec.jobTemplate.env",
+                json!({"env": [{"name": "HTTPS_PROXY", "value": "http://evil.example.com:3128"}]}),
+            ),
+            (
+                "spec.jobTemplate.volumes",
+                json!({"volumes": [{"name": "ca", "mountPath": "/etc/ca", "configMap": {"name": "evil-ca"}}]}),
             ),
         ] {
             let mut m = push("dev", "dev/app");

@@ -19,7 +19,7 @@ use crate::mirror::allowance;
 use crate::registry::desired_secret::DATA_KEY;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, KeyToPath, LocalObjectReference,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, LocalObjectReference,
     PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretVolumeSource,
     SecurityContext, Volume, VolumeMount,
 };
@@ -357,11 +357,29 @@ fn job_spec(mirror: &EcrMirror, resolved: &Resolved, image: &str) -> JobSpec {
         volumes.push(secret_volume("other", secret));
         mounts.push(mount("other", OTHER_AUTH_DIR, true));
     }
+    for v in &t.volumes {
+        volumes.push(Volume {
+            name: v.name.clone(),
+            config_map: Some(v.config_map.clone()),
+            ..Default::default()
+        });
+        mounts.push(mount(&v.name, &v.mount_path, true));
+    }
+    let env = t
+        .env
+        .iter()
+        .map(|e| EnvVar {
+            name: e.name.clone(),
+            value: Some(e.value.clone()),
+            value_from: None,
+        })
+        .collect::<Vec<_>>();
     let container = Container {
         name: CONTAINER_NAME.into(),
         image: Some(t.image.clone().unwrap_or_else(|| image.to_string())),
         image_pull_policy: t.image_pull_policy.map(|p| p.as_str().to_string()),
         args: Some(mirror_args(mirror, resolved)),
+        env: (!env.is_empty()).then_some(env),
         resources: t.resources.clone(),
         volume_mounts: Some(mounts),
         // The digest on success; on failure, when the file is empty, the end of
@@ -393,7 +411,15 @@ fn job_spec(mirror: &EcrMirror, resolved: &Resolved, image: &str) -> JobSpec {
         ttl_seconds_after_finished: t.ttl_seconds_after_finished,
         template: PodTemplateSpec {
             metadata: Some(ObjectMeta {
-                labels: Some(labels(mirror)),
+                // The operator's labels last: they select the pods and cannot be overridden.
+                labels: Some(
+                    t.pod_labels
+                        .clone()
+                        .into_iter()
+                        .chain(labels(mirror))
+                        .collect(),
+                ),
+                annotations: (!t.pod_annotations.is_empty()).then(|| t.pod_annotations.clone()),
                 ..Default::default()
             }),
             spec: Some(PodSpec {
@@ -576,6 +602,54 @@ mod tests {
         assert_eq!(spec.automount_service_account_token, Some(false));
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
         assert_eq!(c.image.as_deref(), Some("ecr-operator:1"));
+    }
+
+    #[test]
+    fn pod_metadata_env_and_config_map_volumes_reach_the_pod() {
+        let mut m = push();
+        m.spec.job_template = serde_json::from_value(json!({
+            "podLabels": {"team": "a", MIRROR_LABEL: "spoofed"},
+            "podAnnotations": {"sidecar.istio.io/inject": "false"},
+            "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+            "volumes": [{"name": "ca", "mountPath": "/etc/ca", "configMap": {"name": "corp-ca"}}],
+        }))
+        .unwrap();
+        let job = render(&m, &ready_registry(), "img").unwrap();
+        let template = job.spec.unwrap().template;
+        let meta = template.metadata.unwrap();
+        let labels = meta.labels.unwrap();
+        assert_eq!(labels["team"], "a");
+        // The operator's label wins: it is how the operator finds its pods.
+        assert_eq!(labels[MIRROR_LABEL], "nginx");
+        assert_eq!(
+            meta.annotations.unwrap()["sidecar.istio.io/inject"],
+            "false"
+        );
+        let spec = template.spec.unwrap();
+        let c = &spec.containers[0];
+        let env = c.env.clone().unwrap();
+        assert_eq!(env[0].name, "HTTPS_PROXY");
+        assert_eq!(env[0].value.as_deref(), Some("http://proxy:3128"));
+        assert!(env[0].value_from.is_none());
+        let mount = c
+            .volume_mounts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "ca")
+            .unwrap();
+        assert_eq!(
+            (mount.mount_path.as_str(), mount.read_only),
+            ("/etc/ca", Some(true))
+        );
+        let volume = spec
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "ca")
+            .unwrap();
+        assert_eq!(volume.config_map.unwrap().name, "corp-ca");
+        assert!(volume.secret.is_none());
     }
 
     #[test]

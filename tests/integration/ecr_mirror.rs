@@ -879,6 +879,26 @@ async fn invalid_mirrors_are_refused_by_the_api_server() {
             json!({"pull": pull, "jobTemplate": {"ttlSecondsAfterFinished": 5}}),
             "spec.jobTemplate.ttlSecondsAfterFinished",
         ),
+        (
+            "an AppArmor annotation (a Kubernetes domain)",
+            json!({"pull": pull, "jobTemplate": {"podAnnotations": {"container.apparmor.security.beta.kubernetes.io/mirror": "unconfined"}}}),
+            "spec.jobTemplate.podAnnotations",
+        ),
+        (
+            "a label of the operator's domain",
+            json!({"pull": pull, "jobTemplate": {"podLabels": {"ecr-operator.io/mirror": "other"}}}),
+            "spec.jobTemplate.podLabels",
+        ),
+        (
+            "a volume over the operator's own",
+            json!({"pull": pull, "jobTemplate": {"volumes": [{"name": "ecr", "mountPath": "/etc/x", "configMap": {"name": "c"}}]}}),
+            "spec.jobTemplate.volumes[].name",
+        ),
+        (
+            "a volume mounted over the secrets",
+            json!({"pull": pull, "jobTemplate": {"volumes": [{"name": "ca", "mountPath": "/var/run/ecr-operator/ecr", "configMap": {"name": "c"}}]}}),
+            "spec.jobTemplate.volumes[].mountPath",
+        ),
     ];
     let mut wrong = Vec::new();
     for (i, (case, spec, field)) in cases.into_iter().enumerate() {
@@ -911,6 +931,9 @@ async fn invalid_mirrors_are_refused_by_the_api_server() {
             "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "mirror", "effect": "NoSchedule"}],
             "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
             "serviceAccountName": "mirror", "backoffLimit": 1, "ttlSecondsAfterFinished": 3600,
+            "podLabels": {"team": "a"}, "podAnnotations": {"sidecar.istio.io/inject": "false"},
+            "env": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}],
+            "volumes": [{"name": "ca", "mountPath": "/etc/corp-ca", "configMap": {"name": "corp-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}],
         },
     });
     let obj = DynamicObject::new("full", &ar).data(json!({ "spec": full }));

@@ -772,6 +772,25 @@ async fn only_mirror_jobs_with_the_operators_image_are_admitted() {
     jobs.patch(&job_name, &pp(), &Patch::Apply(&job))
         .await
         .expect("the mirror Job");
+    // With the proxy, CA bundle and pod metadata a jobTemplate may add: admitted.
+    let mut extended = mirror.clone();
+    extended.metadata.name = Some("app-proxied".into());
+    extended.spec.job_template = serde_json::from_value(json!({
+        "env": [{"name": "HTTPS_PROXY", "value": "http://proxy.corp:3128"}],
+        "volumes": [{"name": "ca", "mountPath": "/etc/corp-ca", "configMap": {"name": "corp-ca"}}],
+        "podAnnotations": {"sidecar.istio.io/inject": "false"},
+        "podLabels": {"team": "a"},
+    }))
+    .unwrap();
+    let mut open = reg.clone();
+    open.spec.mirrors.as_mut().unwrap().allow_job_overrides = true;
+    let proxied = ecr_operator::mirror::job::render(&extended, &open, &image).expect("render");
+    jobs.patch(&proxied.name_any(), &pp(), &Patch::Apply(&proxied))
+        .await
+        .expect("a mirror Job with env, a ConfigMap volume and pod metadata");
+    jobs.delete(&proxied.name_any(), &DeleteParams::background())
+        .await
+        .expect("delete of that Job");
     let mut scheduled = mirror.clone();
     scheduled.spec.schedule = Some("0 0 1 1 *".into());
     let cron = ecr_operator::mirror::job::render_cron_job(&scheduled, &reg, &image)
@@ -822,6 +841,14 @@ async fn only_mirror_jobs_with_the_operators_image_are_admitted() {
                 .as_array_mut()
                 .unwrap()
                 .push(json!({"name": "host", "hostPath": {"path": "/"}}));
+        }),
+        ("an environment variable read from a Secret", |j| {
+            j["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"name": "X",
+                "valueFrom": {"secretKeyRef": {"name": "hub", "key": ".dockerconfigjson"}}}]);
+        }),
+        ("a Secret's keys as environment", |j| {
+            j["spec"]["template"]["spec"]["containers"][0]["envFrom"] =
+                json!([{"secretRef": {"name": "hub"}}]);
         }),
         ("a whole Secret", |j| {
             j["spec"]["template"]["spec"]["volumes"]
