@@ -341,8 +341,10 @@ pub struct EcrMirrorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Pending (waiting for the Job, its pod or the registry secret), Running,
-    /// Succeeded or Failed: the state of the latest copy.
+    /// Pending (waiting for the Job, its pod or the registry secret; the message
+    /// names what keeps a pod from starting, e.g. an image pull error or an
+    /// unschedulable pod), Running, Succeeded or Failed (the message ends with
+    /// the copy's last error): the state of the latest copy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
 
@@ -358,9 +360,10 @@ pub struct EcrMirrorStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_success_time: Option<Time>,
 
-    /// Digest (sha256:...) of the image in ECR after the last successful copy: the
-    /// pushed tag's manifest for a push, the source's for a pull. Looked up with
-    /// ecr:DescribeImages when the copy succeeds.
+    /// Digest (sha256:...) of the image the last successful copy of this spec wrote,
+    /// as its pod reported it (the termination message of the copying container),
+    /// never a later lookup of a tag that may have moved. Absent when the spec
+    /// changed since, or when the pod was gone before the operator saw it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
 

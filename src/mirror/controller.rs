@@ -1,5 +1,5 @@
-//! The EcrMirror controller: watches EcrMirrors, their EcrRegistries, and the Jobs
-//! and CronJobs it made (by label), and for each EcrMirror runs
+//! The EcrMirror controller: watches EcrMirrors, their EcrRegistries, and the Jobs,
+//! CronJobs and pods it made (by label), and for each EcrMirror runs
 //! observe → [`plan`] and [`mirror_job::render`] (pure) → ensure the ECR repository
 //! and apply (`apply`, `ecr`) → [`status`] (pure) → requeue.
 //!
@@ -9,9 +9,8 @@
 //! per EcrMirror, re-applied when its rendered spec changes. Jobs and CronJobs of
 //! an older spec are deleted.
 //!
-//! The digest in the status comes from ECR, not from the pod (the operator reads no
-//! pods): when a copy succeeds, `ecr:DescribeImages` names the digest of the pushed
-//! tag (push) or of the source tag (pull).
+//! The digest in the status is the one the copy wrote ([`pods`]: the pod's
+//! termination message), not a later lookup of a tag that may have moved since.
 
 use crate::crd::ecr_mirror::EcrMirror;
 use crate::crd::ecr_registry::EcrRegistry;
@@ -21,6 +20,7 @@ use crate::mirror::apply::{Applier, Step};
 use crate::mirror::ecr::Ecr;
 use crate::mirror::job::{self as mirror_job, MIRROR_LABEL};
 use crate::mirror::plan::{self, Observed};
+use crate::mirror::pods;
 use crate::mirror::status::{self, StatusInput};
 use crate::registry::record;
 use crate::runtime::backoff::Backoffs;
@@ -29,6 +29,7 @@ use crate::runtime::metrics::Metrics;
 use crate::runtime::watches::{cached, keep_all, wait_for_crd};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -65,6 +66,7 @@ struct Context {
     registries: Store<EcrRegistry>,
     jobs: Store<Job>,
     cron_jobs: Store<CronJob>,
+    pods: Store<Pod>,
     events: Events,
     ecr: Ecr,
     backoff: Backoffs,
@@ -109,6 +111,12 @@ pub async fn run(
         watcher::Config::default().labels(&ours),
         keep_all,
     );
+    // The Job controller copies the template's labels to the pods.
+    let (pods, pod_events, _) = cached(
+        Api::<Pod>::all(client.clone()),
+        watcher::Config::default().labels(&ours),
+        pods::trim,
+    );
 
     let ctx = Arc::new(Context {
         events: Events::new(client.clone(), &config.instance),
@@ -119,6 +127,7 @@ pub async fn run(
         registries,
         jobs,
         cron_jobs,
+        pods,
         backoff: Backoffs::default(),
     });
 
@@ -134,6 +143,7 @@ pub async fn run(
         })
         .watches_stream(job_events, mirror_of)
         .watches_stream(cron_events, mirror_of)
+        .watches_stream(pod_events, mirror_of)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -145,7 +155,7 @@ pub async fn run(
     Ok(())
 }
 
-/// The EcrMirror a Job or CronJob belongs to, by its label.
+/// The EcrMirror a Job, CronJob or pod belongs to, by its label.
 fn mirror_of<K: Resource>(obj: K) -> Option<ObjectRef<EcrMirror>> {
     let name = obj.meta().labels.as_ref()?.get(MIRROR_LABEL)?;
     Some(ObjectRef::new(name).within(obj.meta().namespace.as_deref()?))
@@ -205,7 +215,7 @@ impl Context {
             .err()
             .or(step.blocked.as_ref())
             .cloned();
-        let mut retry = step.transient.then(|| self.backoff.next(&key(mirror)));
+        let retry = step.transient.then(|| self.backoff.next(&key(mirror)));
         let cron_job = self.remove_stale(mirror, &observed, step.cron_job).await;
 
         let job = plan::described_job(
@@ -214,20 +224,16 @@ impl Context {
             cron_job.as_deref(),
             &observed.jobs,
         );
-        let digest = match self.look_up_digest(mirror, &observed, job.as_deref()).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "digest lookup failed");
-                retry = retry.or(Some(plan::DIGEST_RETRY));
-                None
-            }
-        };
+        let job_pods = job
+            .as_ref()
+            .map(|j| pods::of_job(&observed.pods, &j.name_any()))
+            .unwrap_or_default();
         let new_status = status::compute(&StatusInput {
             mirror,
             job: job.as_deref(),
             cron_job: cron_job.as_deref(),
             blocked: blocked.as_ref(),
-            looked_up_digest: digest,
+            pods: &job_pods,
             now: jiff::Timestamp::now(),
         });
         self.applier().write_status(mirror, new_status).await?;
@@ -257,7 +263,7 @@ impl Context {
         Ok(Some(Arc::new(known)))
     }
 
-    /// The EcrMirror's Jobs and CronJob, from the caches.
+    /// The EcrMirror's Jobs, CronJob and pods, from the caches.
     fn observe(&self, mirror: &EcrMirror, registry: Option<Arc<EcrRegistry>>) -> Observed {
         let ns = mirror.namespace().unwrap_or_default();
         let name = mirror.name_any();
@@ -272,6 +278,13 @@ impl Context {
             .cron_jobs
             .get(&ObjectRef::new(&mirror_job::cron_job_name(mirror)).within(&ns))
             .filter(|c| plan::is_controlled_by(&**c, mirror.uid().as_deref()));
+        let pods = self
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|p| p.labels().get(MIRROR_LABEL) == Some(&name))
+            .collect();
         let labelled_cron_jobs = self
             .cron_jobs
             .state()
@@ -285,6 +298,7 @@ impl Context {
             jobs,
             cron_job,
             labelled_cron_jobs,
+            pods,
         }
     }
 
@@ -339,25 +353,6 @@ impl Context {
                 None
             }
             None => cron_job,
-        }
-    }
-
-    /// The digest of the image `job` copied, when it succeeded and the status does
-    /// not hold it yet.
-    async fn look_up_digest(
-        &self,
-        mirror: &EcrMirror,
-        observed: &Observed,
-        job: Option<&Job>,
-    ) -> Result<Option<String>> {
-        let prev = mirror.status.clone().unwrap_or_default();
-        match (job, &observed.resolved) {
-            (Some(j), Ok(resolved)) if status::needs_digest(&prev, j) => {
-                self.ecr
-                    .digest(mirror, observed.registry.as_deref(), resolved, j)
-                    .await
-            }
-            _ => Ok(None),
         }
     }
 

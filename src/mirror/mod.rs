@@ -2,7 +2,7 @@
 //! ECR or out of it, and reports the copy in the EcrMirror's status.
 //!
 //! [`controller`] drives each pass; [`allowance`] (the cluster admin's tenancy
-//! gate), [`plan`], [`job`] and [`status`] decide (pure);
+//! gate), [`plan`], [`job`], [`pods`] and [`status`] decide (pure);
 //! `apply` and `ecr` talk to the Kubernetes API and to ECR.
 
 pub mod allowance;
@@ -11,4 +11,5 @@ pub mod controller;
 mod ecr;
 pub mod job;
 pub mod plan;
+pub mod pods;
 pub mod status;

@@ -8,13 +8,12 @@ use crate::crd::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
 use crate::crd::ecr_registry::EcrRegistry;
 use crate::mirror::job::{self as mirror_job, Blocked, Resolved};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How soon a failed digest lookup is tried again.
-pub const DIGEST_RETRY: Duration = Duration::from_secs(30);
 /// How soon a mirror blocked by something outside the watches (an AWS fix) is
 /// looked at again.
 pub const BLOCKED_RETRY: Duration = Duration::from_secs(300);
@@ -32,6 +31,8 @@ pub struct Observed {
     /// The CronJobs labelled with the EcrMirror's name in its namespace, whatever
     /// their name (an older release shortened long names with another hash).
     pub labelled_cron_jobs: Vec<Arc<CronJob>>,
+    /// The pods labelled with the EcrMirror's name in its namespace (status only).
+    pub pods: Vec<Arc<Pod>>,
 }
 
 /// Resolves the EcrMirror against its EcrRegistry, which may not exist.
@@ -167,7 +168,7 @@ pub fn hold_cron_job(resolved: &Result<Resolved, Blocked>, cron_job: Option<&Cro
 }
 
 /// When to look at the EcrMirror again: after `retry` when something asked for it
-/// (a transient failure's backoff, a failed digest lookup); slowly while blocked by
+/// (a transient failure's backoff); slowly while blocked by
 /// something outside the watches; else on the next change.
 pub fn requeue(retry: Option<Duration>, blocked: Option<&Blocked>) -> Action {
     match (retry, blocked) {

@@ -5,8 +5,10 @@
 use crate::crd::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
 use crate::mirror::job::Blocked;
 use crate::mirror::plan::finished_before;
+use crate::mirror::pods;
 use crate::runtime::conditions;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
@@ -18,15 +20,6 @@ pub fn condition<'a>(status: &'a EcrMirrorStatus, type_: &str) -> Option<&'a Con
     conditions::find(&status.conditions, type_)
 }
 
-/// True when `job` succeeded and the status does not hold its digest yet (a failed
-/// lookup is retried; an image that is not there is remembered per Job).
-pub fn needs_digest(prev: &EcrMirrorStatus, job: &Job) -> bool {
-    job_outcome(job).phase == Phase::Succeeded
-        && !(prev.job_name == Some(job.name_any())
-            && prev.phase == Some(Phase::Succeeded)
-            && prev.digest.is_some())
-}
-
 /// What a Job's status says about the copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobOutcome {
@@ -35,11 +28,14 @@ pub struct JobOutcome {
     pub reason: String,
     pub message: String,
     pub completion_time: Option<Time>,
+    /// What a successful copy wrote, as its pod reported it.
+    pub digest: Option<String>,
 }
 
-/// The phase of a copy from its Job's status alone (the operator reads no pods):
-/// Complete → Succeeded, Failed → Failed, a ready pod → Running, else Pending.
-pub fn job_outcome(job: &Job) -> JobOutcome {
+/// The phase of a copy from its Job's status (Complete → Succeeded, Failed →
+/// Failed, a ready pod → Running, else Pending), with what its `pods` add: the
+/// digest, the last error, why a pod does not start.
+pub fn job_outcome(job: &Job, pods: &[&Pod]) -> JobOutcome {
     let name = job.name_any();
     let status = job.status.clone().unwrap_or_default();
     let conditions = status.conditions.unwrap_or_default();
@@ -54,26 +50,32 @@ pub fn job_outcome(job: &Job) -> JobOutcome {
             reason: "Completed".into(),
             message: format!("Job {name} copied the image"),
             completion_time: status.completion_time,
+            digest: pods::copied_digest(pods),
         };
     }
     if let Some(c) = is_true("Failed") {
         let reason = c.reason.clone().unwrap_or_else(|| "JobFailed".into());
         let detail = c.message.clone().unwrap_or_default();
+        let last = match pods::last_error(pods) {
+            Some(e) => format!("; last error: {e}"),
+            None => format!("; see `kubectl logs job/{name}`"),
+        };
         return JobOutcome {
             phase: Phase::Failed,
             message: format!(
-                "Job {name} failed: {reason}{}{detail}; see `kubectl logs job/{name}` (its pods' termination messages hold the mirror's last error)",
+                "Job {name} failed: {reason}{}{detail}{last}",
                 if detail.is_empty() { "" } else { ": " },
             ),
             reason,
             completion_time: None,
+            digest: None,
         };
     }
     let failed = status.failed.unwrap_or(0);
-    let retrying = if failed > 0 {
-        format!(" ({failed} failed attempt(s) so far)")
-    } else {
-        String::new()
+    let retrying = match (failed, pods::last_error(pods)) {
+        (0, _) => String::new(),
+        (n, Some(e)) => format!(" ({n} failed attempt(s) so far; last error: {e})"),
+        (n, None) => format!(" ({n} failed attempt(s) so far)"),
     };
     if status.ready.unwrap_or(0) > 0 {
         JobOutcome {
@@ -81,13 +83,19 @@ pub fn job_outcome(job: &Job) -> JobOutcome {
             reason: "Running".into(),
             message: format!("Job {name} is copying the image{retrying}"),
             completion_time: None,
+            digest: None,
         }
     } else {
+        let waiting = match pods::waiting_cause(pods) {
+            Some(cause) => format!("Job {name} is waiting: {cause}"),
+            None => format!("Job {name} is waiting for its pod to start"),
+        };
         JobOutcome {
             phase: Phase::Pending,
             reason: "Pending".into(),
-            message: format!("Job {name} is waiting for its pod to start{retrying}"),
+            message: format!("{waiting}{retrying}"),
             completion_time: None,
+            digest: None,
         }
     }
 }
@@ -100,8 +108,8 @@ pub struct StatusInput<'a> {
     pub cron_job: Option<&'a CronJob>,
     /// What keeps the operator from creating the Job (or keeps it from working).
     pub blocked: Option<&'a Blocked>,
-    /// The digest looked up for a Job that just succeeded.
-    pub looked_up_digest: Option<String>,
+    /// The pods of `job` (status only).
+    pub pods: &'a [&'a Pod],
     pub now: jiff::Timestamp,
 }
 
@@ -112,7 +120,7 @@ pub fn compute(input: &StatusInput<'_>) -> EcrMirrorStatus {
     let prev = mirror.status.clone().unwrap_or_default();
     let generation = mirror.metadata.generation;
     let scheduled = mirror.spec.schedule.is_some();
-    let outcome = input.job.map(job_outcome);
+    let outcome = input.job.map(|j| job_outcome(j, input.pods));
     // This generation's Job finished and is gone: its outcome stays.
     let kept = !scheduled && input.job.is_none() && finished_before(&prev, mirror);
 
@@ -122,10 +130,7 @@ pub fn compute(input: &StatusInput<'_>) -> EcrMirrorStatus {
         None if kept => prev.job_name.clone(),
         None => None,
     };
-    let digest = match input.job {
-        Some(j) if needs_digest(&prev, j) => input.looked_up_digest.clone(),
-        _ => prev.digest.clone(),
-    };
+    let digest = digest(input, &prev, outcome.as_ref(), job_name.as_deref());
     let in_place = if scheduled {
         input.cron_job.is_some()
     } else {
@@ -167,6 +172,26 @@ pub fn compute(input: &StatusInput<'_>) -> EcrMirrorStatus {
         digest,
         message: Some(message),
         conditions,
+    }
+}
+
+/// The digest of the latest successful copy of this spec: what the succeeded
+/// Job's pod wrote; the one recorded for this Job when its pods are gone; none
+/// once the spec changed (a new generation copies something else).
+fn digest(
+    input: &StatusInput<'_>,
+    prev: &EcrMirrorStatus,
+    outcome: Option<&JobOutcome>,
+    job_name: Option<&str>,
+) -> Option<String> {
+    let same_spec = prev.observed_generation == input.mirror.metadata.generation;
+    let recorded = || prev.digest.clone().filter(|_| same_spec);
+    match outcome {
+        Some(o) if o.phase == Phase::Succeeded => o
+            .digest
+            .clone()
+            .or_else(|| recorded().filter(|_| prev.job_name.as_deref() == job_name)),
+        _ => recorded(),
     }
 }
 
@@ -328,8 +353,18 @@ pub fn notices(prev: &EcrMirrorStatus, new: &EcrMirrorStatus) -> Vec<Notice> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mirror::pods::tests::{DIGEST, pod};
     use crate::test_support::{job, mirror};
     use serde_json::json;
+
+    fn succeeded_pod(job: &str) -> Pod {
+        pod(
+            &format!("{job}-x"),
+            job,
+            "2026-01-01T00:00:00Z",
+            json!({"terminated": {"exitCode": 0, "message": DIGEST}}),
+        )
+    }
 
     fn now() -> jiff::Timestamp {
         "2026-01-02T03:04:05Z".parse().unwrap()
@@ -341,7 +376,7 @@ mod tests {
             job: j,
             cron_job: None,
             blocked: None,
-            looked_up_digest: None,
+            pods: &[],
             now: now(),
         }
     }
@@ -352,16 +387,16 @@ mod tests {
             "a",
             json!({"active": 1, "startTime": "2026-01-01T00:00:00Z"}),
         );
-        assert_eq!(job_outcome(&pending).phase, Phase::Pending);
+        assert_eq!(job_outcome(&pending, &[]).phase, Phase::Pending);
         let running = job("a", json!({"active": 1, "ready": 1}));
-        assert_eq!(job_outcome(&running).phase, Phase::Running);
+        assert_eq!(job_outcome(&running, &[]).phase, Phase::Running);
         let done = job(
             "a",
             json!({"succeeded": 1, "completionTime": "2026-01-01T00:01:00Z", "conditions": [
                 {"type": "SuccessCriteriaMet", "status": "True"},
                 {"type": "Complete", "status": "True"}]}),
         );
-        let o = job_outcome(&done);
+        let o = job_outcome(&done, &[]);
         assert_eq!(o.phase, Phase::Succeeded);
         assert!(o.completion_time.is_some());
         let failed = job(
@@ -370,17 +405,18 @@ mod tests {
                 {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded"},
                 {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
         );
-        let o = job_outcome(&failed);
+        let o = job_outcome(&failed, &[]);
         assert_eq!(o.phase, Phase::Failed);
         assert_eq!(o.reason, "BackoffLimitExceeded");
         assert!(o.message.contains("backoff limit"), "{}", o.message);
+        // Without its pods, the way to the error.
         assert!(o.message.contains("kubectl logs job/a"), "{}", o.message);
         // Success criteria met but not yet Complete: still running.
         let finishing = job(
             "a",
             json!({"ready": 1, "conditions": [{"type": "SuccessCriteriaMet", "status": "True"}]}),
         );
-        assert_eq!(job_outcome(&finishing).phase, Phase::Running);
+        assert_eq!(job_outcome(&finishing, &[]).phase, Phase::Running);
     }
 
     #[test]
@@ -390,12 +426,14 @@ mod tests {
             "nginx-2",
             json!({"completionTime": "2026-01-01T00:01:00Z", "conditions": [{"type": "Complete", "status": "True"}]}),
         );
+        let p = succeeded_pod("nginx-2");
+        let pods = [&p];
         let mut i = input(&m, Some(&j));
-        i.looked_up_digest = Some("sha256:abc".into());
+        i.pods = &pods;
         let s = compute(&i);
         assert_eq!(s.phase, Some(Phase::Succeeded));
         assert_eq!(s.job_name.as_deref(), Some("nginx-2"));
-        assert_eq!(s.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(s.digest.as_deref(), Some(DIGEST));
         assert_eq!(
             s.last_success_time.as_ref().unwrap().0.to_string(),
             "2026-01-01T00:01:00Z"
@@ -417,18 +455,72 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_is_kept_once_recorded() {
+    fn the_digest_is_kept_for_its_job_and_spec_only() {
         let mut m = mirror(json!({}));
         let j = job(
             "nginx-2",
             json!({"conditions": [{"type": "Complete", "status": "True"}]}),
         );
+        let p = succeeded_pod("nginx-2");
+        let pods = [&p];
         let mut i = input(&m, Some(&j));
-        i.looked_up_digest = Some("sha256:abc".into());
+        i.pods = &pods;
         m.status = Some(compute(&i));
-        assert!(!needs_digest(m.status.as_ref().unwrap(), &j));
+        // The pod is gone (pod GC): the Job's recorded digest stays.
         let again = compute(&input(&m, Some(&j)));
-        assert_eq!(again.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(again.digest.as_deref(), Some(DIGEST));
+        // Another succeeded Job whose pod is gone: its digest is unknown, not the old one's.
+        let other = job(
+            "nginx-2-abc123",
+            json!({"conditions": [{"type": "Complete", "status": "True"}]}),
+        );
+        assert_eq!(compute(&input(&m, Some(&other))).digest, None);
+        // A new spec: the old copy's digest says nothing about it.
+        m.metadata.generation = Some(3);
+        let pending = job("nginx-3", json!({"active": 1}));
+        assert_eq!(compute(&input(&m, Some(&pending))).digest, None);
+    }
+
+    #[test]
+    fn pods_name_the_error_and_what_keeps_them_from_starting() {
+        let m = mirror(json!({}));
+        let failed = job(
+            "nginx-2",
+            json!({"failed": 3, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}),
+        );
+        let p = pod(
+            "nginx-2-x",
+            "nginx-2",
+            "2026-01-01T00:00:00Z",
+            json!({"terminated": {"exitCode": 1, "message": "Error: registry.example.com/app:v1: manifest unknown"}}),
+        );
+        let pods = [&p];
+        let mut i = input(&m, Some(&failed));
+        i.pods = &pods;
+        let msg = compute(&i).message.unwrap();
+        assert!(
+            msg.contains(
+                "last error: pod nginx-2-x: Error: registry.example.com/app:v1: manifest unknown"
+            ),
+            "{msg}"
+        );
+        let pending = job("nginx-2", json!({"active": 1}));
+        let p = pod(
+            "nginx-2-y",
+            "nginx-2",
+            "2026-01-01T00:00:00Z",
+            json!({"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}),
+        );
+        let pods = [&p];
+        let mut i = input(&m, Some(&pending));
+        i.pods = &pods;
+        let s = compute(&i);
+        assert_eq!(s.phase, Some(Phase::Pending));
+        assert!(
+            s.message
+                .unwrap()
+                .contains("waiting: pod nginx-2-y: ErrImagePull: pull access denied"),
+        );
     }
 
     #[test]
@@ -489,8 +581,10 @@ mod tests {
             "nginx-2",
             json!({"completionTime": "2026-01-01T00:01:00Z", "conditions": [{"type": "Complete", "status": "True"}]}),
         );
+        let p = succeeded_pod("nginx-2");
+        let pods = [&p];
         let mut i = input(&m, Some(&j));
-        i.looked_up_digest = Some("sha256:abc".into());
+        i.pods = &pods;
         let done = compute(&i);
         m.status = Some(done.clone());
         assert!(finished_before(m.status.as_ref().unwrap(), &m));
@@ -500,7 +594,7 @@ mod tests {
         assert!(!finished_before(m.status.as_ref().unwrap(), &m));
         let next = compute(&input(&m, None));
         assert_eq!(next.phase, Some(Phase::Pending));
-        assert_eq!(next.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(next.digest, None);
         assert!(next.last_success_time.is_some());
     }
 

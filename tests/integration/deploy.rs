@@ -65,6 +65,7 @@ const MIRROR_RULES: &[(&str, &str, &[&str])] = &[
         "cronjobs",
         &["list", "watch", "create", "patch", "delete"],
     ),
+    ("", "pods", &["list", "watch"]),
 ];
 
 /// Every permission the operator may have in its own namespace.

@@ -11,7 +11,6 @@ use crate::least_privilege::{fence_objects, install_fence, remove_fence};
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures;
-use aws_sdk_ecr::types::ImageIdentifier;
 use ecr_operator::crd::ecr_mirror::{EcrMirror, EcrMirrorStatus, Phase};
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use ecr_operator::mirror::controller::{
@@ -400,7 +399,8 @@ fn container(job: &Job) -> k8s_openapi::api::core::v1::Container {
 }
 
 #[tokio::test]
-async fn a_push_creates_the_repository_and_a_locked_down_job_and_records_the_digest() {
+async fn a_push_creates_the_repository_and_a_locked_down_job_and_claims_no_digest_no_pod_reported()
+{
     let w = World::start("mpush", true).await;
     let repository = format!("mirror/{}", w.names.id);
     let policy = json!({
@@ -529,27 +529,7 @@ async fn a_push_creates_the_repository_and_a_locked_down_job_and_records_the_dig
     })
     .await;
 
-    // The pod "pushes": the image appears in moto, then the Job completes.
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": format!("sha256:{}", "1".repeat(64))},
-        "layers": [],
-    });
-    let put = ecr
-        .put_image()
-        .repository_name(&repository)
-        .image_tag("1.27")
-        .image_manifest(manifest.to_string())
-        .send()
-        .await
-        .expect("put image");
-    let digest = put
-        .image()
-        .and_then(|i| i.image_id())
-        .and_then(|i| i.image_digest())
-        .unwrap()
-        .to_string();
+    // The Job completes (no kubelet here: tests/e2e/suite runs real mirror pods).
     w.complete_job("nginx-1").await;
     let done = w
         .wait_status("nginx", "Succeeded", |s| s.phase == Some(Phase::Succeeded))
@@ -564,7 +544,9 @@ async fn a_push_creates_the_repository_and_a_locked_down_job_and_records_the_dig
     );
     let status = done.status.unwrap();
     assert!(status.last_success_time.is_some());
-    assert_eq!(status.digest.as_deref(), Some(digest.as_str()));
+    // No pod reported what it copied: the status claims no digest (a tag looked
+    // up later could name another image).
+    assert_eq!(status.digest, None);
     assert_eq!(condition(&status, SUCCEEDED).unwrap().status, "True");
     let reasons: Vec<String> = w
         .events_of("nginx")
@@ -610,11 +592,6 @@ async fn a_push_creates_the_repository_and_a_locked_down_job_and_records_the_dig
         .await;
     let s = m.status.unwrap();
     assert_eq!(s.phase, Some(Phase::Pending));
-    assert_eq!(
-        s.digest.as_deref(),
-        Some(digest.as_str()),
-        "the last copy's digest stays"
-    );
     w.stop().await;
 }
 
@@ -742,7 +719,6 @@ async fn a_schedule_makes_a_cron_job_whose_runs_are_reported() {
         })
         .await;
     let s = m.status.unwrap();
-    assert_eq!(s.digest.as_deref(), Some(digest.as_str()));
     assert!(s.last_success_time.is_some());
     assert!(s.message.unwrap().starts_with("suspended"));
     w.stop().await;
@@ -947,29 +923,6 @@ async fn invalid_mirrors_are_refused_by_the_api_server() {
         "the API server did not answer as expected:\n{}",
         wrong.join("\n")
     );
-}
-
-#[tokio::test]
-async fn moto_reports_a_missing_image_as_the_controller_expects() {
-    // The controller takes ImageNotFoundException for "no digest" (not an error).
-    let names = TestNames::new("mdesc");
-    let ecr = aws_sdk_ecr::Client::new(&aws_config(&names).load().await);
-    let repository = format!("mirror/{}", names.id);
-    ecr.create_repository()
-        .repository_name(&repository)
-        .send()
-        .await
-        .unwrap();
-    let out = ecr
-        .describe_images()
-        .repository_name(&repository)
-        .image_ids(ImageIdentifier::builder().image_tag("missing").build())
-        .send()
-        .await;
-    let code = out
-        .err()
-        .and_then(|e| aws_sdk_ecr::error::ProvideErrorMetadata::code(&e).map(str::to_string));
-    assert_eq!(code.as_deref(), Some("ImageNotFoundException"));
 }
 
 #[tokio::test]
