@@ -49,7 +49,6 @@ const SCHEDULE_PATTERN: &str = r"^(@[a-z]+( [0-9a-z]+)?|[^ ]+( +[^ ]+){4})$";
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.push) != has(self.pull)").message("spec: set exactly one of push and pull"))]
-#[x_kube(validation = Rule::new("!has(self.suspend) || !self.suspend || has(self.schedule)").message("spec.suspend: only a scheduled mirror (spec.schedule) can be suspended"))]
 pub struct EcrMirrorSpec {
     /// The EcrRegistry whose managed secret authenticates to ECR. It must select this
     /// namespace (the mirror waits until its secret is written there); the secret is
@@ -79,7 +78,9 @@ pub struct EcrMirrorSpec {
     #[schemars(length(min = 1, max = 100), pattern(SCHEDULE_PATTERN))]
     pub schedule: Option<String>,
 
-    /// Suspend the scheduled runs (spec.schedule only); a running copy finishes.
+    /// Stop copying. With a schedule: no new runs (a running copy finishes).
+    /// Without: no Job starts, and a running one is cancelled (deleted); back to
+    /// false, the copy runs again as a new Job.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
 

@@ -86,11 +86,14 @@ pub fn finished_before(prev: &EcrMirrorStatus, mirror: &EcrMirror) -> bool {
         && matches!(prev.phase, Some(Phase::Succeeded | Phase::Failed))
 }
 
-/// True when this pass creates the one-off Job: no schedule, the Job is not there
-/// and its outcome is not in the status yet.
+/// True when this pass creates the one-off Job: no schedule, not suspended, the
+/// Job is not there and its outcome is not in the status yet.
 pub fn create_job(mirror: &EcrMirror, this_job: Option<&Job>) -> bool {
     let prev = mirror.status.clone().unwrap_or_default();
-    mirror.spec.schedule.is_none() && this_job.is_none() && !finished_before(&prev, mirror)
+    mirror.spec.schedule.is_none()
+        && !mirror.spec.suspend
+        && this_job.is_none()
+        && !finished_before(&prev, mirror)
 }
 
 /// What an older spec made and this pass deletes.
@@ -304,6 +307,20 @@ mod tests {
 
         let scheduled = mirror(json!({"schedule": "0 3 * * *"}));
         assert!(!create_job(&scheduled, None));
+
+        // Suspended: no Job; the one of an earlier generation (the change to
+        // suspend made a new one) is stale, so a running copy is cancelled.
+        let mut suspended = mirror(json!({"suspend": true}));
+        assert!(!create_job(&suspended, None));
+        let mut running = job("nginx-1", json!({"active": 1}));
+        owned_by(&mut running.metadata, "u-1");
+        assert_eq!(
+            stale(&suspended, &[Arc::new(running)], None).jobs,
+            ["nginx-1"]
+        );
+        suspended.spec.suspend = false;
+        suspended.metadata.generation = Some(3);
+        assert!(create_job(&suspended, None));
     }
 
     #[test]

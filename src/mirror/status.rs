@@ -233,6 +233,11 @@ fn copy(
                 ),
                 "Pending".to_string(),
             ),
+            None if mirror.spec.suspend => (
+                Phase::Pending,
+                "suspended (spec.suspend): no copy runs until it is false".to_string(),
+                "Suspended".to_string(),
+            ),
             None => (
                 Phase::Pending,
                 "creating the Job".to_string(),
@@ -306,6 +311,8 @@ fn ready(
             "JobCreated".to_string(),
             format!("Job {} runs the copy", job_name.unwrap_or_default()),
         ),
+        // Nothing to put in place: the spec says so.
+        None if mirror.spec.suspend => ("True", "Suspended".to_string(), message.to_string()),
         None => ("Unknown", "Pending".to_string(), message.to_string()),
     }
 }
@@ -596,6 +603,20 @@ mod tests {
         assert_eq!(next.phase, Some(Phase::Pending));
         assert_eq!(next.digest, None);
         assert!(next.last_success_time.is_some());
+    }
+
+    #[test]
+    fn a_suspended_one_off_mirror_says_so() {
+        let m = mirror(json!({"suspend": true}));
+        let s = compute(&input(&m, None));
+        assert_eq!(s.phase, Some(Phase::Pending));
+        assert!(s.message.as_deref().unwrap().starts_with("suspended"));
+        let ready = condition(&s, READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Suspended")
+        );
+        assert_eq!(condition(&s, SUCCEEDED).unwrap().reason, "Suspended");
     }
 
     #[test]

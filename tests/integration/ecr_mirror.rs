@@ -816,11 +816,6 @@ async fn invalid_mirrors_are_refused_by_the_api_server() {
             "exactly one of push and pull",
         ),
         (
-            "suspend without schedule",
-            json!({"pull": pull, "suspend": true}),
-            "spec.suspend",
-        ),
-        (
             "a source that looks like a flag",
             json!({"push": {"source": "--authfile=/etc/shadow", "repository": "mirror/nginx", "tags": ["1"]}}),
             "spec.push.source",
@@ -1295,5 +1290,51 @@ async fn the_run_at_annotation_runs_a_finished_copy_again() {
             .then_some(())
     })
     .await;
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn suspend_cancels_a_one_off_copy_and_resuming_runs_it_again() {
+    let w = World::start("mir-susp", true).await;
+    let push = json!({"source": "docker.io/library/nginx:1.27", "repository": format!("{}/x", w.ns), "tags": ["1"]});
+    w.create_mirror("once", json!({"push": push})).await;
+    w.wait_job("once-1").await;
+    w.mirrors()
+        .patch(
+            "once",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": true}})),
+        )
+        .await
+        .unwrap();
+    let m = w
+        .wait_status("once", "suspended", |s| {
+            s.observed_generation == Some(2)
+                && condition(s, READY).is_some_and(|c| c.reason == "Suspended")
+        })
+        .await;
+    assert_eq!(m.status.unwrap().phase, Some(Phase::Pending));
+    eventually(30, "the running Job deleted (cancelled)", || async {
+        match w.jobs().get_opt("once-1").await.unwrap() {
+            None => Some(()),
+            Some(j) if j.metadata.deletion_timestamp.is_some() => Some(()),
+            Some(_) => None,
+        }
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(
+        w.jobs().get_opt("once-2").await.unwrap().is_none(),
+        "no Job while suspended"
+    );
+    w.mirrors()
+        .patch(
+            "once",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"suspend": false}})),
+        )
+        .await
+        .unwrap();
+    w.wait_job("once-3").await;
     w.stop().await;
 }
