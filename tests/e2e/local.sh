@@ -6,7 +6,8 @@
 #      (state dir ${TMPDIR:-/tmp}/ecr-operator-e2e-<pid>; the watchdog removes
 #      it even if this script is killed);
 #   3. the image imported into the node's containerd (tests/bed/node/load);
-#   4. tests/e2e/suite against it;
+#   4. tests/e2e/suite against it, the EcrMirror steps included (the node's
+#      second registry registry.bed.test, its CONNECT proxy, the bed's CA);
 #   5. tests/bed/down (unless E2E_KEEP_BED=1: then it prints how to reach it).
 #
 # BED_NODE_REGISTRY_PASSWORD=<other> makes the stand-in ECR registry accept
@@ -60,6 +61,13 @@ E2E_KUBECTL="$BED_KUBECTL" \
   E2E_AWS_REGION="$AWS_REGION" \
   E2E_FAULTS="$BED_FAULTS" \
   E2E_POD_LOGS_DIR="$BED_STATE/node/pod-logs" \
+  E2E_HTTPS_PROXY="$BED_NODE_HTTPS_PROXY" \
+  E2E_CA_FILE="$BED_CA_FILE" \
+  E2E_ECR_REGISTRY="$BED_ECR_REGISTRY" \
+  E2E_REGISTRY2_HOST="$BED_NODE_REGISTRY2_HOST" \
+  E2E_REGISTRY2="$BED_NODE_REGISTRY2" \
+  E2E_REGISTRY2_USER="$BED_NODE_REGISTRY2_USER" \
+  E2E_REGISTRY2_PASSWORD="$BED_NODE_REGISTRY2_PASSWORD" \
   tests/e2e/suite || rc=$?
 say "suite $( ((rc == 0)) && echo passed || echo FAILED) ($(since "$t")); total $(since "$t0")"
 exit "$rc"

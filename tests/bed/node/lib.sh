@@ -17,6 +17,11 @@ NODE_ECR_REGION=us-east-1
 NODE_ECR_HOST="$NODE_ECR_ACCOUNT.dkr.ecr.$NODE_ECR_REGION.amazonaws.com"
 NODE_ECR_REPO=e2e/hello
 NODE_ECR_TAG=v1
+# The second registry on the node (a source and destination of EcrMirrors),
+# reached by pods through the connect proxy under this name.
+NODE_REGISTRY2_HOST=registry.bed.test
+NODE_REGISTRY2_USER=mirror
+NODE_REGISTRY2_REPO=bed/hello
 # The pause image (containerd's sandbox_image), built here by build-pause.
 NODE_PAUSE_REF=localhost/ecr-operator-bed/pause:1
 # The kubernetes Service's ClusterIP (the bed's service CIDR is 10.0.0.0/24).
