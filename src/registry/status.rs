@@ -160,6 +160,12 @@ fn served(input: &StatusInput<'_>, has_secrets: bool) -> String {
         Some(t) if t.expires_at > input.now && has_secrets => {
             format!("; existing secrets stay valid until {}", t.expires_at)
         }
+        // Still named after it passed: the secrets are kept (a later success
+        // replaces them), but pulls with them fail until then.
+        Some(t) if has_secrets => format!(
+            "; the existing secrets' token expired at {}: pulls with them fail until a token is fetched again",
+            t.expires_at
+        ),
         Some(_) => String::new(),
         None if matches!(input.error, Some(Error::InvalidSpec(_))) => String::new(),
         None => "; no token is cached (none was fetched since the operator started), so no namespace gets a secret until this is fixed".into(),
@@ -353,6 +359,15 @@ mod tests {
         assert_eq!(
             first, later,
             "an unchanged state gives an equal status: no write"
+        );
+        // Past the token's expiry the message still names it.
+        let expired = input(&r, now + jiff::SignedDuration::from_hours(13));
+        let c = ready(Some(&expired)).unwrap();
+        assert!(
+            c.message
+                .contains(&format!("token expired at {}", t.expires_at)),
+            "{}",
+            c.message
         );
     }
 

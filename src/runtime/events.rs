@@ -45,12 +45,17 @@ impl Events {
             action: action.to_string(),
             secondary: None,
         };
-        if let Err(e) = self.recorder.publish(&event, object).await {
-            tracing::warn!(
+        match self.recorder.publish(&event, object).await {
+            Ok(()) => tracing::debug!(
+                object = object.name.as_deref().unwrap_or_default(),
+                reason,
+                "event recorded"
+            ),
+            Err(e) => tracing::warn!(
                 object = object.name.as_deref().unwrap_or_default(),
                 error = %e,
                 "event not recorded"
-            );
+            ),
         }
     }
 }

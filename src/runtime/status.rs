@@ -29,6 +29,7 @@ where
         })),
     )
     .await?;
+    tracing::debug!(kind = %K::kind(&()), name, "status written");
     Ok(())
 }
 
