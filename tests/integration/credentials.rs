@@ -11,11 +11,9 @@ use crate::support::fixtures::{
 };
 use crate::support::leaks::assert_no_leak;
 use crate::support::operator::Operator;
-use base64::Engine as _;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
