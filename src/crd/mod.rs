@@ -3,6 +3,7 @@
 
 pub mod ecr_mirror;
 pub mod ecr_registry;
+pub mod labels;
 
 /// A DNS-1123 subdomain: the names of Secrets, ServiceAccounts and most objects.
 pub(crate) const DNS_SUBDOMAIN_PATTERN: &str =

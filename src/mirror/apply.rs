@@ -268,7 +268,14 @@ impl Applier<'_> {
             Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => Ok(Err((
                 Blocked {
                     reason: "InvalidSpec",
-                    message: format!("the API server refused {}: {}", name, s.message),
+                    message: format!(
+                        "{}the API server refused {}: {}",
+                        mirror_job::refused_field(&s.message)
+                            .map(|f| format!("{f}: "))
+                            .unwrap_or_default(),
+                        name,
+                        s.message
+                    ),
                     spec_error: true,
                 },
                 false,

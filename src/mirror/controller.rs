@@ -26,7 +26,7 @@ use crate::registry::record;
 use crate::runtime::backoff::Backoffs;
 use crate::runtime::events::Events;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::watches::{cached, keep_all, wait_for_crd};
+use crate::runtime::watches::{cached, keep_all, triggers, wait_for_crd};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
@@ -88,8 +88,9 @@ pub async fn run(
     }
     let mirrors: Api<EcrMirror> = Api::all(client.clone());
     wait_for_crd(&mirrors, Error::MirrorCrdMissing).await?;
-    let controller = Controller::new(mirrors, watcher::Config::default());
-    let mirror_store = controller.store();
+    let (mirror_store, mirror_events, _) = cached(mirrors, watcher::Config::default(), keep_all);
+    let controller =
+        Controller::for_stream(triggers(mirror_events, "EcrMirror"), mirror_store.clone());
 
     let mut registry_watch = watcher::Config::default();
     if let Some(sel) = &config.selector {
@@ -132,7 +133,7 @@ pub async fn run(
     });
 
     controller
-        .watches_stream(registry_events, move |registry| {
+        .watches_stream(triggers(registry_events, "EcrRegistry"), move |registry| {
             let name = registry.name_any();
             mirror_store
                 .state()
@@ -141,9 +142,9 @@ pub async fn run(
                 .map(|m| ObjectRef::from_obj(&**m))
                 .collect::<Vec<_>>()
         })
-        .watches_stream(job_events, mirror_of)
-        .watches_stream(cron_events, mirror_of)
-        .watches_stream(pod_events, mirror_of)
+        .watches_stream(triggers(job_events, "Job"), mirror_of)
+        .watches_stream(triggers(cron_events, "CronJob"), mirror_of)
+        .watches_stream(triggers(pod_events, "Pod"), mirror_of)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

@@ -111,6 +111,7 @@ pub fn resolve(mirror: &EcrMirror, registry: &EcrRegistry) -> Result<Resolved, B
             }
         }
     }
+    check_quantities(mirror)?;
     allowance::check(mirror, registry)?;
     let status = registry.status.clone().unwrap_or_default();
     let secret_name = status
@@ -193,6 +194,68 @@ pub fn mirror_args(mirror: &EcrMirror, resolved: &Resolved) -> Vec<String> {
         format!("{}s", deadline - deadline / 10),
     ]);
     args
+}
+
+/// The schema takes any string for a quantity; the API server would refuse the
+/// Job without naming the EcrMirror's field.
+fn check_quantities(mirror: &EcrMirror) -> Result<(), Blocked> {
+    let Some(r) = &mirror.spec.job_template.resources else {
+        return Ok(());
+    };
+    for (kind, map) in [("limits", &r.limits), ("requests", &r.requests)] {
+        for (name, q) in map.iter().flatten() {
+            if !is_quantity(&q.0) {
+                return Err(Blocked::spec(format!(
+                    "spec.jobTemplate.resources.{kind}.{name}: {:?} is not a quantity; write e.g. 500m, 1 or 256Mi",
+                    q.0
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Kubernetes' quantity syntax: `^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$`.
+fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let number = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    if number == 0 {
+        return false;
+    }
+    let rest = &s[number..];
+    let suffix = rest
+        .find(|c: char| !"eEinumkKMGTP".contains(c))
+        .unwrap_or(rest.len());
+    let exponent = &rest[suffix..];
+    let digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    digits.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The jobTemplate field behind what the API server refused of a rendered Job or
+/// CronJob: its message names the Job's field (or, for a bad quantity, none).
+pub fn refused_field(message: &str) -> Option<&'static str> {
+    const FIELDS: &[(&str, &str)] = &[
+        ("template.metadata.labels", "spec.jobTemplate.podLabels"),
+        ("template.labels", "spec.jobTemplate.podLabels"),
+        (
+            "template.metadata.annotations",
+            "spec.jobTemplate.podAnnotations",
+        ),
+        ("template.annotations", "spec.jobTemplate.podAnnotations"),
+        ("spec.nodeSelector", "spec.jobTemplate.nodeSelector"),
+        ("spec.tolerations", "spec.jobTemplate.tolerations"),
+        ("spec.affinity", "spec.jobTemplate.affinity"),
+        ("resources", "spec.jobTemplate.resources"),
+        ("quantities", "spec.jobTemplate.resources"),
+        ("spec.volumes", "spec.jobTemplate.volumes"),
+        ("env", "spec.jobTemplate.env"),
+    ];
+    FIELDS
+        .iter()
+        .find(|(job, _)| message.contains(job))
+        .map(|(_, field)| *field)
 }
 
 fn active_deadline_seconds(mirror: &EcrMirror) -> i64 {
@@ -650,6 +713,36 @@ mod tests {
             .unwrap();
         assert_eq!(volume.config_map.unwrap().name, "corp-ca");
         assert!(volume.secret.is_none());
+    }
+
+    #[test]
+    fn quantities_are_checked_naming_the_field() {
+        for good in ["500m", "1", "2Gi", "1.5", "1e3", "+1Ki"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["lots", "", "Gi", "1 Gi", "1Gi!"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+        let mut m = push();
+        m.spec.job_template =
+            serde_json::from_value(json!({"resources": {"limits": {"cpu": "lots"}}})).unwrap();
+        let b = resolve(&m, &ready_registry()).unwrap_err();
+        assert!(
+            b.message
+                .starts_with("spec.jobTemplate.resources.limits.cpu: \"lots\""),
+            "{}",
+            b.message
+        );
+    }
+
+    #[test]
+    fn a_refused_job_names_the_jobtemplate_field() {
+        let quantity = "Job in version \"v1\" cannot be handled as a Job: quantities must match the regular expression";
+        assert_eq!(refused_field(quantity), Some("spec.jobTemplate.resources"));
+        let label =
+            "Job.batch \"m-1\" is invalid: spec.template.labels: Invalid value: \"bad key!\"";
+        assert_eq!(refused_field(label), Some("spec.jobTemplate.podLabels"));
+        assert_eq!(refused_field("something else"), None);
     }
 
     #[test]

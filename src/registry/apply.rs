@@ -233,7 +233,12 @@ fn classify(registry: &str, ns: &str, name: &str, e: kube::Error) -> Done {
         return Done::Quiet;
     }
     let (reason, message) = match code {
-        409 | 422 => return conflict(registry, ns, name),
+        409 => return conflict(registry, ns, name),
+        // Invalid, not someone else's: say what the API server refused.
+        422 => (
+            "Invalid",
+            format!("the API server refused {name}: {message}"),
+        ),
         403 if fenced(&message) => return conflict(registry, ns, name),
         403 => (
             "Forbidden",
@@ -291,12 +296,25 @@ mod tests {
             panic!("not a failure")
         };
         assert_eq!(f.reason, "Forbidden");
+        // Invalid is not a conflict: no secret of another owner is there.
+        let invalid = "Secret \"pull\" is invalid: metadata.labels: Invalid value: \"a b\"";
+        let Done::Failed(f) = classify("reg", "ns", "pull", api_error(422, invalid)) else {
+            panic!("not a failure")
+        };
+        assert_eq!(f.reason, "Invalid");
+        assert!(f.message.contains("metadata.labels"), "{}", f.message);
     }
 
     fn forbidden(message: &str) -> kube::Error {
+        api_error(403, message)
+    }
+
+    fn api_error(code: u16, message: &str) -> kube::Error {
         kube::Error::Api(Box::new(
-            serde_json::from_value(json!({"code": 403, "message": message, "reason": "Forbidden", "status": "Failure"}))
-                .unwrap(),
+            serde_json::from_value(
+                json!({"code": code, "message": message, "reason": "x", "status": "Failure"}),
+            )
+            .unwrap(),
         ))
     }
 }

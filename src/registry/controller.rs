@@ -22,7 +22,7 @@ use crate::runtime::admin::Readiness;
 use crate::runtime::backoff::Backoffs;
 use crate::runtime::events::Events;
 use crate::runtime::metrics::Metrics;
-use crate::runtime::watches::{Projection, cached, keep_all, projected, wait_for_crd};
+use crate::runtime::watches::{Projection, cached, keep_all, projected, triggers, wait_for_crd};
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use kube::core::PartialObjectMeta;
@@ -115,9 +115,12 @@ pub async fn run(
     }
     // Bounded: each pass already has up to apply::CONCURRENCY writes in flight,
     // and a burst of events over many registries must not multiply that.
-    let controller = Controller::new(registries, registry_watch).with_config(
-        kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
-    );
+    let (registry_store, registry_events, _) = cached(registries.clone(), registry_watch, keep_all);
+    let controller =
+        Controller::for_stream(triggers(registry_events, "EcrRegistry"), registry_store)
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(RECONCILE_CONCURRENCY),
+            );
 
     // Of namespaces (a metadata-only watch) and ServiceAccounts, only what planning
     // reads is kept: with 10,000 of each, whole objects were most of the memory.
@@ -183,7 +186,7 @@ pub async fn run(
         .reconcile_on(
             sa_events.flat_map(move |sa| stream::iter(listing_service_account(&by_sa, &sa))),
         )
-        .watches_stream(credential_events, move |secret| {
+        .watches_stream(triggers(credential_events, "Secret"), move |secret| {
             using_credentials(&by_secret, &operator_ns, &secret)
         })
         .graceful_shutdown_on(shutdown)

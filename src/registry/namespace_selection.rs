@@ -1,6 +1,7 @@
 //! Which namespaces an EcrRegistry selects.
 
 use crate::crd::ecr_registry::NamespaceSelection;
+use crate::crd::labels::{check_key, check_map, check_value};
 use kube::core::{Selector, SelectorExt};
 use std::collections::BTreeMap;
 
@@ -24,6 +25,19 @@ pub struct NamespaceMatcher<'a> {
 impl<'a> NamespaceMatcher<'a> {
     /// Fails with a message naming the field when the label selector is invalid.
     pub fn new(selection: &'a NamespaceSelection) -> Result<Self, String> {
+        if let Some(s) = &selection.selector {
+            let field = "spec.namespaces.selector";
+            if let Some(m) = &s.match_labels {
+                check_map(&format!("{field}.matchLabels"), m, true)?;
+            }
+            for (i, e) in s.match_expressions.iter().flatten().enumerate() {
+                let at = format!("{field}.matchExpressions[{i}]");
+                check_key(&e.key).map_err(|m| format!("{at}.key: {m}"))?;
+                for v in e.values.iter().flatten() {
+                    check_value(v).map_err(|m| format!("{at}.values: {m}"))?;
+                }
+            }
+        }
         let selector = selection
             .selector
             .clone()
@@ -112,5 +126,18 @@ mod tests {
         };
         let err = NamespaceMatcher::new(&sel).err().unwrap();
         assert!(err.starts_with("spec.namespaces.selector"), "{err}");
+        // A key no label can have selects nothing: said, not silently accepted.
+        let sel = NamespaceSelection {
+            selector: Some(LabelSelector {
+                match_labels: Some([("bad key!".to_string(), "v".to_string())].into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let err = NamespaceMatcher::new(&sel).err().unwrap();
+        assert!(
+            err.starts_with("spec.namespaces.selector.matchLabels: key \"bad key!\""),
+            "{err}"
+        );
     }
 }

@@ -3,6 +3,7 @@
 //! Nothing here talks to the API; `apply` carries the plan out.
 
 use crate::crd::ecr_registry::{EcrRegistry, NamespaceFailure};
+use crate::crd::labels::check_map;
 use crate::registry::desired_secret::DesiredSecret;
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,6 +146,11 @@ fn plan_secrets<'a>(
         true => None,
         false => Some(NamespaceMatcher::new(&observed.registry.spec.namespaces)?),
     };
+    if !observed.deleting {
+        let template = &observed.registry.spec.secret;
+        check_map("spec.secret.labels", &template.labels, true)?;
+        check_map("spec.secret.annotations", &template.annotations, false)?;
+    }
     let renamed = names.secret != names.old_secret;
     for ns in observed.namespaces {
         let selected = matcher.as_ref().is_some_and(|m| m.matches(ns));

@@ -15,6 +15,23 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// A watch's stream for a controller, without its errors. Each watch backs off
+/// on its own (`default_backoff`); an error passed on would make kube's
+/// controller back off all its triggers together, so one watch's 410 after an
+/// API server restart held up every other watch (a new namespace waited
+/// 5–19 s for its secret; `tests/integration/restarts.rs`).
+pub fn triggers<K: Send + 'static>(
+    stream: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    what: &'static str,
+) -> impl Stream<Item = Result<K, watcher::Error>> + Send + 'static {
+    stream.filter(move |r| {
+        if let Err(e) = r {
+            tracing::warn!(watch = what, error = %e, "watch failed; it retries with backoff");
+        }
+        std::future::ready(r.is_ok())
+    })
+}
+
 /// A watch of `api` that keeps a cache; the stream yields every changed object.
 /// `trim` drops what the controller never reads before it is cached. The flag
 /// turns true once the initial list is in the cache.

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod bad_input;
 mod bed_smoke;
 mod bench;
 mod cli;
@@ -13,7 +14,9 @@ mod crd_validation;
 mod credentials;
 mod deploy;
 mod ecr_mirror;
+mod faults;
 mod least_privilege;
 mod registry_behaviour;
 mod registry_truth;
+mod restarts;
 mod runtime;

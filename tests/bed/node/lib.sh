@@ -20,6 +20,8 @@ NODE_ECR_TAG=v1
 # The second registry on the node (a source and destination of EcrMirrors),
 # reached by pods through the connect proxy under this name.
 NODE_REGISTRY2_HOST=registry.bed.test
+# A name the connect-proxy tunnels to and then never answers: a stalled registry.
+NODE_STALLED_HOST=stalled.bed.test
 NODE_REGISTRY2_USER=mirror
 NODE_REGISTRY2_REPO=bed/hello
 # The pause image (containerd's sandbox_image), built here by build-pause.
