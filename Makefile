@@ -2,7 +2,7 @@
 #   make demo   the operator on the local test bed (no cluster or AWS account needed)
 #   make test   formatting, lints, unit tests, the integration tests on the bed,
 #               and the end-to-end suite on the bed's local node
-.PHONY: test lint unit integration e2e demo bench crds bed-up bed-down
+.PHONY: test lint unit integration e2e demo bench faults crds bed-up bed-down
 
 test: lint unit integration e2e
 
@@ -40,6 +40,20 @@ bench:
 	  CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
 	  cargo build --release --locked --bin ecr-operator --target $(SHIPPED_TARGET)
 	ECR_OPERATOR_BIN=$(CURDIR)/target/$(SHIPPED_TARGET)/release/ecr-operator cargo test --locked --test integration bench:: -- --ignored --nocapture
+
+# The fault suite of docs/reliability.md with its figures (FIGURE lines), on a
+# private bed; scenario 4 at full size (`make test` runs it with 3 kills at 60
+# namespaces). FAULTS_KILLS and FAULTS_NAMESPACES override.
+FAULTS_KILLS ?= 20
+FAULTS_NAMESPACES ?= 1000
+faults:
+	@mkdir -p target; status=0; \
+	env -u KUBECONFIG -u BED_STATE -u BED_FAULTS -u AWS_ENDPOINT_URL -u BED_REGISTRY \
+	  FAULTS_KILLS=$(FAULTS_KILLS) FAULTS_NAMESPACES=$(FAULTS_NAMESPACES) \
+	  cargo test --locked --test integration -- faults:: restarts:: bad_input:: \
+	  runtime::sigterm_at_any_moment runtime::a_killed_leader credentials:: \
+	  --nocapture >target/faults.log 2>&1 || status=$$?; \
+	grep -E '^(FIGURE|test )' target/faults.log; echo "full output: target/faults.log"; exit $$status
 
 # Regenerate the committed CRD YAML (a unit test fails when it drifts).
 crds:

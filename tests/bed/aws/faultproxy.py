@@ -85,6 +85,9 @@ Actions:
                    "forward": true (then the upstream handles it and only the
                    response is lost).  "rst": true resets the connection
                    (TCP RST) instead of closing it cleanly.
+- "rate_limit":    an account's request rate limit: at most "perSecond"
+                   matching requests in any second pass (to the next rule or
+                   upstream); the others are throttled as "throttle" does.
 
 Every response the proxy generates carries an x-amzn-RequestId header.  The
 error formats are the ones the AWS SDKs parse: awsJson1_1 (`__type` plus the
@@ -130,7 +133,7 @@ HOP_BY_HOP = {
 }
 MATCH_FIELDS = ("accessKeyId", "service", "operation", "region", "roleArn")
 ACTIONS = ("throttle", "access_denied", "server_error", "error", "delay",
-           "expires_in", "drop")
+           "expires_in", "drop", "rate_limit")
 RECORD_FIELDS = ("seq", "time", "method", "path", "service", "operation",
                  "accessKeyId", "region", "roleArn", "sourceAccessKeyId",
                  "status", "fault", "action")
@@ -157,7 +160,7 @@ class State:
         if not isinstance(spec, dict):
             raise BadRequest("rule must be a JSON object")
         known = {"match", "action", "count", "delayMs", "seconds", "status",
-                 "code", "message", "forward", "rst"}
+                 "code", "message", "forward", "rst", "perSecond"}
         extra = set(spec) - known
         if extra:
             raise BadRequest("unknown rule fields: %s" % sorted(extra))
@@ -189,6 +192,9 @@ class State:
         if action == "expires_in":
             if not isinstance(spec.get("seconds"), (int, float)):
                 raise BadRequest("action expires_in needs numeric seconds")
+        if action == "rate_limit" and not (isinstance(spec.get("perSecond"), int)
+                                           and spec["perSecond"] > 0):
+            raise BadRequest("action rate_limit needs a positive integer perSecond")
         if action == "error" and not (isinstance(spec.get("status"), int)
                                       and isinstance(spec.get("code"), str)):
             raise BadRequest("action error needs integer status and string code")
@@ -201,6 +207,7 @@ class State:
             rule["id"] = "r%d" % next(self.rule_ids)
             rule["hits"] = 0
             rule["remaining"] = count
+            rule["passed"] = []  # rate_limit: when requests passed, last second
             self.rules.append(rule)
             return rule["id"]
 
@@ -226,6 +233,12 @@ class State:
                 if not all(_field_matches(want, info.get(k))
                            for k, want in rule["match"].items()):
                     continue
+                if rule["action"] == "rate_limit":
+                    now = time.monotonic()
+                    rule["passed"] = [t for t in rule["passed"] if now - t < 1.0]
+                    if len(rule["passed"]) < rule["perSecond"]:
+                        rule["passed"].append(now)
+                        continue  # under the limit: as if the rule were not there
                 rule["hits"] += 1
                 if rule["remaining"] is not None:
                     rule["remaining"] -= 1
@@ -391,7 +404,7 @@ def _xml_escape(s):
 def fault_error(info, rule):
     action = rule["action"]
     json_proto = info.get("protocol") == "json" or info.get("service") == "ecr"
-    if action == "throttle":
+    if action in ("throttle", "rate_limit"):
         status = 400
         code = "ThrottlingException" if json_proto else "Throttling"
         message = "Rate exceeded"
@@ -543,7 +556,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if rule and rule.get("delayMs"):
             time.sleep(rule["delayMs"] / 1000.0)
         action = rule["action"] if rule else None
-        if action in ("throttle", "access_denied", "server_error", "error"):
+        if action in ("throttle", "rate_limit", "access_denied", "server_error", "error"):
             status, headers, out = fault_error(info, rule)
             state.record(info, status, rule)
             self._send(status, headers, out)

@@ -56,4 +56,20 @@ impl Faults {
             .unwrap();
         resp["count"].as_u64().expect("count")
     }
+
+    /// The proxy's records of the calls of `operation` with this access key ID
+    /// (seq, time, status, action, ...).
+    pub async fn records(&self, access_key_id: &str, operation: &str) -> Vec<Value> {
+        let resp: Value = self
+            .http
+            .get(format!("{}/calls", self.base))
+            .query(&[("accessKeyId", access_key_id), ("operation", operation)])
+            .send()
+            .await
+            .expect("fault proxy reachable")
+            .json()
+            .await
+            .unwrap();
+        resp["calls"].as_array().cloned().unwrap_or_default()
+    }
 }
