@@ -3,6 +3,7 @@
 //! `FIGURE <scenario> key=value ...` lines (`-- --nocapture` shows them); the
 //! assertions are what must hold, the figures what was measured.
 
+use crate::runtime::holder;
 use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
@@ -11,7 +12,6 @@ use crate::support::fixtures::{
 use crate::support::leaks::assert_no_leak;
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -155,7 +155,16 @@ async fn outage(i: usize, kind: &'static str, action: Value) -> Outage {
         recover < Duration::from_secs(310),
         "{kind}: recovered after {recover:?}"
     );
-    assert_no_leak(&client, &operator, &names.id, &[]).await;
+    let scanned = assert_no_leak(
+        &client,
+        &operator,
+        &names.id,
+        &[bed.var("AWS_SECRET_ACCESS_KEY")],
+    )
+    .await;
+    println!(
+        "FIGURE leaks scenario=outage/{kind} values_scanned={scanned} places=logs,status,events,metrics hits=0"
+    );
     Outage {
         kind,
         reason,
@@ -175,14 +184,6 @@ async fn token_fetches(operator: &Operator) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-async fn holder(client: &Client, names: &TestNames) -> Option<String> {
-    Api::<Lease>::namespaced(client.clone(), &names.ns("op"))
-        .get_opt("ecr-operator")
-        .await
-        .unwrap()
-        .and_then(|l| l.spec?.holder_identity)
 }
 
 /// Scenario 5: a leader paused (SIGSTOP) past its lease, then resumed: the other
@@ -468,7 +469,16 @@ async fn the_operator_killed_at_random_moments_converges_every_time() {
         operator.logs().contains("caches synced").then_some(())
     })
     .await;
-    assert_no_leak(&client, &operator, &names.id, &[]).await;
+    let scanned = assert_no_leak(
+        &client,
+        &operator,
+        &names.id,
+        &[bed.var("AWS_SECRET_ACCESS_KEY")],
+    )
+    .await;
+    println!(
+        "FIGURE leaks scenario=kill values_scanned={scanned} places=logs,status,events,metrics hits=0"
+    );
 }
 
 const REGIONS: [&str; 10] = [

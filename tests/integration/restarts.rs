@@ -11,12 +11,9 @@
 use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
 use crate::support::fixtures::{get_secret, pull_secrets, selected_by, wait_ready};
 use crate::support::operator::Operator;
-use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ListParams, Patch, PatchParams, VersionMatch};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Api, Client, CustomResourceExt, ResourceExt};
+use kube::api::{ListParams, VersionMatch};
+use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -95,31 +92,6 @@ impl Drop for ControlPlane {
     }
 }
 
-/// fixtures::install_crd installs once per run, on the shared bed only.
-async fn install_crds(client: &Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in [
-        EcrRegistry::crd(),
-        ecr_operator::crd::ecr_mirror::EcrMirror::crd(),
-    ] {
-        let name = crd.metadata.name.clone().unwrap();
-        api.patch(
-            &name,
-            &PatchParams::apply("ecr-operator-tests").force(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .expect("install CRD");
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            await_condition(api.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .expect("CRD established in time")
-        .expect("watch CRD");
-    }
-}
-
 /// resourceVersions of each namespace's secret and default ServiceAccount.
 type Versions = BTreeMap<String, (String, String)>;
 
@@ -192,7 +164,7 @@ async fn apiserver_restart_and_expired_watches_relist_without_rewrites() {
     let names = TestNames::new("rst");
     let cp = ControlPlane::start();
     let mut client = client_of(bed, &cp).await;
-    install_crds(&client).await;
+    crate::support::fixtures::install_crds_now(&client).await;
     create_namespace(&client, &names.ns("op"), &[]).await;
     let operator = Operator::start_with(bed, &names, &cp.kubeconfig(), &[]);
 

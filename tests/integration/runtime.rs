@@ -96,7 +96,8 @@ async fn admin_server_reports_health_readiness_and_metrics() {
     );
 }
 
-async fn holder(client: &kube::Client, names: &TestNames) -> Option<String> {
+/// Who holds the leader Lease of the test's operator namespace.
+pub(crate) async fn holder(client: &kube::Client, names: &TestNames) -> Option<String> {
     Api::<Lease>::namespaced(client.clone(), &names.ns("op"))
         .get_opt("ecr-operator")
         .await
@@ -181,6 +182,7 @@ async fn a_killed_leader_is_replaced_within_the_lease_duration() {
     })
     .await;
     let took = killed.elapsed();
+    println!("FIGURE leader_kill takeover_s={:.1}", took.as_secs_f64());
     assert!(
         took <= std::time::Duration::from_secs(20),
         "takeover took {took:?} (lease 15 s)"
@@ -242,5 +244,10 @@ async fn sigterm_at_any_moment_stops_the_process_and_releases_the_lease() {
             );
             assert_ne!(holder(&client, &names).await.as_deref(), Some(pod.as_str()));
         }
+        println!(
+            "FIGURE sigterm try={i} after={wait_for:?} exit_s={:.2} lease_released={}",
+            started.elapsed().as_secs_f64(),
+            i == 0 || operator.logs().contains("lease released")
+        );
     }
 }

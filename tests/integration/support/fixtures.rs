@@ -15,30 +15,33 @@ static CRDS: OnceCell<()> = OnceCell::const_new();
 /// Installs the CRDs (EcrRegistry, EcrMirror) once per run and waits until they
 /// are established.
 pub async fn install_crd(client: &Client) {
-    CRDS.get_or_init(|| async {
-        let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-        for crd in [
-            EcrRegistry::crd(),
-            ecr_operator::crd::ecr_mirror::EcrMirror::crd(),
-        ] {
-            let name = crd.metadata.name.clone().unwrap();
-            api.patch(
-                &name,
-                &PatchParams::apply("ecr-operator-tests").force(),
-                &Patch::Apply(crd),
-            )
-            .await
-            .expect("install CRD");
-            tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                await_condition(api.clone(), &name, conditions::is_crd_established()),
-            )
-            .await
-            .expect("CRD established in time")
-            .expect("watch CRD");
-        }
-    })
-    .await;
+    CRDS.get_or_init(|| install_crds_now(client)).await;
+}
+
+/// Installs the CRDs and waits until they are established, every time: for a
+/// control plane of the test's own.
+pub async fn install_crds_now(client: &Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in [
+        EcrRegistry::crd(),
+        ecr_operator::crd::ecr_mirror::EcrMirror::crd(),
+    ] {
+        let name = crd.metadata.name.clone().unwrap();
+        api.patch(
+            &name,
+            &PatchParams::apply("ecr-operator-tests").force(),
+            &Patch::Apply(crd),
+        )
+        .await
+        .expect("install CRD");
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            await_condition(api.clone(), &name, conditions::is_crd_established()),
+        )
+        .await
+        .expect("CRD established in time")
+        .expect("watch CRD");
+    }
 }
 
 /// Admin client, CRD installed, and the test's operator namespace created.
