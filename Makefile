@@ -52,6 +52,7 @@ faults:
 	  FAULTS_KILLS=$(FAULTS_KILLS) FAULTS_NAMESPACES=$(FAULTS_NAMESPACES) \
 	  cargo test --locked --test integration -- faults:: restarts:: bad_input:: \
 	  runtime::sigterm_at_any_moment runtime::a_killed_leader credentials:: \
+	  deploy::operator_works_with_exactly_the_kustomize_rbac \
 	  --nocapture >target/faults.log 2>&1 || status=$$?; \
 	grep -E '^(FIGURE|test )' target/faults.log; echo "full output: target/faults.log"; exit $$status
 

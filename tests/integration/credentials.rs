@@ -446,7 +446,23 @@ async fn role_chain_via_a_hub_role_fetches_the_token_as_the_target_role() {
         "the token was not fetched as the target role"
     );
 
-    assert_no_leak(&client, &operator, &names.id, &[&user.secret_access_key]).await;
+    // Neither the user's key nor what the two roles handed out (secret keys and
+    // session tokens of the hub and the target) shows anywhere.
+    let issued = Faults::new(Bed::get().var("BED_IAM_FAULTS"))
+        .issued(&user.access_key_id)
+        .await;
+    assert!(
+        issued.len() >= 4,
+        "the proxy saw {} temporary secrets handed out for the role chain",
+        issued.len()
+    );
+    let mut secrets: Vec<&str> = issued.iter().map(String::as_str).collect();
+    secrets.push(&user.secret_access_key);
+    let scanned = assert_no_leak(&client, &operator, &names.id, &secrets).await;
+    println!(
+        "FIGURE leaks scenario=role_chain issued_by_sts={} values_scanned={scanned} hits=0",
+        issued.len()
+    );
     cleanup(&client, &names).await;
 }
 

@@ -1050,6 +1050,26 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     })
     .await;
 
+    // Its own ServiceAccount token (the kubeconfig's) and the static secret key
+    // never reached its logs, the status, the Events or the metrics.
+    let sa_token = std::fs::read_to_string(&kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("token:")
+                .map(|t| t.trim().to_string())
+        })
+        .expect("a token in the ServiceAccount's kubeconfig");
+    let scanned = crate::support::leaks::assert_no_leak(
+        &client,
+        &operator,
+        &names.id,
+        &[&sa_token, bed.var("AWS_SECRET_ACCESS_KEY")],
+    )
+    .await;
+    println!("FIGURE leaks scenario=service_account_token values_scanned={scanned} hits=0");
+
     // Deleting the EcrRegistry cleans up (the operator removes its finalizer only
     // after it has removed the ServiceAccount entries, which GC never touches).
     let registries: Api<EcrRegistry> = Api::all(client.clone());

@@ -125,9 +125,11 @@ async fn outage(i: usize, kind: &'static str, action: Value) -> Outage {
     );
     // No tight loop: the backoff (2 s, doubling, with jitter) allows 5 fetches in
     // 45 s (at 0, 2, 6, 14 and 30 s); each may be up to 3 attempts of the SDK's
-    // retry, and a dropped connection one more on the HTTP client's side.
+    // retry, and a dropped connection one more on the HTTP client's side. A pass
+    // the registry's own status change triggers fetches too (5 to 8 seen; see
+    // docs/reliability.md): a few more, never a loop.
     assert!(
-        fetches <= 6,
+        fetches <= 10,
         "{kind}: {fetches} token fetches in {OUTAGE:?}"
     );
     assert!(

@@ -47,6 +47,12 @@ GET    /__faults__/calls        {"calls": [...], "count": N}; filters as query
                                 (repeat a parameter to accept any of several
                                 values; `since=<seq>` keeps records with seq > it)
 DELETE /__faults__/calls        forget all recorded calls
+GET    /__faults__/issued?accessKeyId=AKIA...
+                                {"secrets": [...]}: the secret access keys and
+                                session tokens of the temporary credentials that
+                                AssumeRole* responses handed out, through this
+                                proxy, to a chain of calls started with that key
+                                (so tests can check that none of them leaks)
 GET    /__faults__/health       {"ok": true, "upstream": "..."}
 
 A rule:
@@ -154,6 +160,7 @@ class State:
         self.calls = []
         self.call_seq = itertools.count(1)
         self.temp_keys = {}  # temporary AKID -> (roleArn, sourceAccessKeyId)
+        self.issued = {}  # temporary AKID -> [secret access key, session token]
 
     # -- rules ---------------------------------------------------------
     def add_rule(self, spec):
@@ -298,13 +305,28 @@ class State:
             self.calls = []
 
     # -- temporary credentials ----------------------------------------
-    def learn_key(self, akid, role_arn, source):
+    def learn_key(self, akid, role_arn, source, secrets=()):
         with self.lock:
             self.temp_keys[akid] = (role_arn, source)
+            self.issued[akid] = list(secrets)
 
     def key_info(self, akid):
         with self.lock:
             return self.temp_keys.get(akid)
+
+    def issued_from(self, root):
+        """Secret key and session token of every temporary key whose chain of
+        AssumeRole* calls started with the access key `root`."""
+        with self.lock:
+            out = []
+            for akid, secrets in self.issued.items():
+                source, seen = akid, set()
+                while source in self.temp_keys and source not in seen:
+                    seen.add(source)
+                    source = self.temp_keys[source][1]
+                if source == root:
+                    out.extend(secrets)
+            return out
 
 
 def _field_matches(want, have):
@@ -450,18 +472,22 @@ def learn_credentials(state, info, body):
     except ValueError:
         doc = None
     if isinstance(doc, dict):  # a JSON-protocol STS
-        akid = (doc.get("Credentials") or {}).get("AccessKeyId")
+        creds = doc.get("Credentials") or {}
+        akid = creds.get("AccessKeyId")
         if isinstance(akid, str):
-            state.learn_key(akid, info.get("roleArn"), info.get("accessKeyId"))
+            secrets = [creds.get(k) for k in ("SecretAccessKey", "SessionToken")]
+            state.learn_key(akid, info.get("roleArn"), info.get("accessKeyId"),
+                            [x for x in secrets if isinstance(x, str)])
         return
     try:
         root = ET.fromstring(body)
     except Exception:
         return
-    for el in root.iter():
-        if el.tag.rsplit("}", 1)[-1] == "AccessKeyId" and el.text:
-            state.learn_key(el.text.strip(), info.get("roleArn"),
-                            info.get("accessKeyId"))
+    fields = {el.tag.rsplit("}", 1)[-1]: (el.text or "").strip() for el in root.iter()}
+    if fields.get("AccessKeyId"):
+        secrets = [fields[k] for k in ("SecretAccessKey", "SessionToken") if fields.get(k)]
+        state.learn_key(fields["AccessKeyId"], info.get("roleArn"),
+                        info.get("accessKeyId"), secrets)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -637,6 +663,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "DELETE":
                 state.reset_calls()
                 return self._send_json(200, {"deleted": "all"})
+        if parts == ["issued"] and method == "GET":
+            root = urllib.parse.parse_qs(parsed.query).get("accessKeyId", [""])[0]
+            return self._send_json(200, {"secrets": state.issued_from(root)})
         self._send_json(404, {"error": "unknown control endpoint %s %s"
                               % (method, parsed.path)})
 

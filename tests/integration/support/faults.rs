@@ -62,4 +62,25 @@ impl Faults {
             .unwrap();
         resp["calls"].as_array().cloned().unwrap_or_default()
     }
+
+    /// The secret keys and session tokens that assumed roles handed out to
+    /// chains of calls started by this access key ID (through this proxy).
+    pub async fn issued(&self, access_key_id: &str) -> Vec<String> {
+        let resp: Value = self
+            .http
+            .get(format!("{}/issued", self.base))
+            .query(&[("accessKeyId", access_key_id)])
+            .send()
+            .await
+            .expect("fault proxy reachable")
+            .json()
+            .await
+            .unwrap();
+        resp["secrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect()
+    }
 }
