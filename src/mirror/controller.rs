@@ -156,6 +156,26 @@ pub async fn run(
     Ok(())
 }
 
+/// The objects of `store` in namespace `ns` labelled with the EcrMirror `name`.
+fn labelled<K: Resource + Clone>(store: &Store<K>, ns: &str, name: &str) -> Vec<Arc<K>>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .state()
+        .into_iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(ns))
+        .filter(|o| {
+            o.meta()
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(MIRROR_LABEL))
+                .map(String::as_str)
+                == Some(name)
+        })
+        .collect()
+}
+
 /// The EcrMirror a Job, CronJob or pod belongs to, by its label.
 fn mirror_of<K: Resource>(obj: K) -> Option<ObjectRef<EcrMirror>> {
     let name = obj.meta().labels.as_ref()?.get(MIRROR_LABEL)?;
@@ -268,38 +288,17 @@ impl Context {
     fn observe(&self, mirror: &EcrMirror, registry: Option<Arc<EcrRegistry>>) -> Observed {
         let ns = mirror.namespace().unwrap_or_default();
         let name = mirror.name_any();
-        let jobs = self
-            .jobs
-            .state()
-            .into_iter()
-            .filter(|j| j.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|j| j.labels().get(MIRROR_LABEL) == Some(&name))
-            .collect();
         let cron_job = self
             .cron_jobs
             .get(&ObjectRef::new(&mirror_job::cron_job_name(mirror)).within(&ns))
             .filter(|c| plan::is_controlled_by(&**c, mirror.uid().as_deref()));
-        let pods = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|p| p.labels().get(MIRROR_LABEL) == Some(&name))
-            .collect();
-        let labelled_cron_jobs = self
-            .cron_jobs
-            .state()
-            .into_iter()
-            .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|c| c.labels().get(MIRROR_LABEL) == Some(&name))
-            .collect();
         Observed {
             resolved: plan::resolve(mirror, registry.as_deref()),
             registry,
-            jobs,
+            jobs: labelled(&self.jobs, &ns, &name),
             cron_job,
-            labelled_cron_jobs,
-            pods,
+            labelled_cron_jobs: labelled(&self.cron_jobs, &ns, &name),
+            pods: labelled(&self.pods, &ns, &name),
         }
     }
 

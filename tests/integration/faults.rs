@@ -72,13 +72,7 @@ async fn outage(i: usize, kind: &'static str, action: Value) -> Outage {
     let client = setup(&names).await;
     let faults = Faults::new(bed.var("BED_FAULTS"));
     let akid = names.access_key_id();
-    let short = faults
-        .add(
-            &akid,
-            "GetAuthorizationToken",
-            json!({"action": "expires_in", "seconds": TOKEN_SECS}),
-        )
-        .await;
+    let short = faults.short_tokens(&akid, TOKEN_SECS).await;
     let operator = Operator::start(bed, &names);
     let ns = names.ns("a");
     create_namespace(&client, &ns, &[("ecr-test", &names.id)]).await;
@@ -198,13 +192,7 @@ async fn a_leader_paused_past_its_lease_writes_nothing_when_it_resumes() {
     let faults = Faults::new(bed.var("BED_FAULTS"));
     // Short tokens: a refresh (a write to every secret) is due every few seconds,
     // so the paused leader resumes with writes overdue.
-    faults
-        .add(
-            &names.access_key_id(),
-            "GetAuthorizationToken",
-            json!({"action": "expires_in", "seconds": 14}),
-        )
-        .await;
+    faults.short_tokens(&names.access_key_id(), 14).await;
     for n in 0..5 {
         create_namespace(
             &client,
@@ -398,13 +386,7 @@ async fn the_operator_killed_at_random_moments_converges_every_time() {
     let client = setup(&names).await;
     let faults = Faults::new(bed.var("BED_FAULTS"));
     // A refresh of every secret is due every 10 s.
-    faults
-        .add(
-            &names.access_key_id(),
-            "GetAuthorizationToken",
-            json!({"action": "expires_in", "seconds": 30}),
-        )
-        .await;
+    faults.short_tokens(&names.access_key_id(), 30).await;
     let label = [("ecr-test", names.id.as_str())];
     let mut selected = std::collections::BTreeSet::new();
     let mut deselected = std::collections::BTreeSet::new();
@@ -526,13 +508,7 @@ async fn throttled_registries(limit: u64) -> (u64, usize, usize, usize) {
             json!({"action": "rate_limit", "perSecond": limit}),
         )
         .await;
-    faults
-        .add(
-            &akid,
-            "GetAuthorizationToken",
-            json!({"action": "expires_in", "seconds": 30}),
-        )
-        .await;
+    faults.short_tokens(&akid, 30).await;
     let ns = names.ns("a");
     create_namespace(&client, &ns, &[("ecr-test", &names.id)]).await;
     let operator = Operator::start(bed, &names);

@@ -47,40 +47,50 @@ impl Faults {
         self.records(access_key_id, operation).await.len() as u64
     }
 
+    /// Tokens of `access_key_id` that expire `seconds` after they are fetched
+    /// (the proxy's `expires_in`); returns the rule's id.
+    pub async fn short_tokens(&self, access_key_id: &str, seconds: u64) -> String {
+        self.add(
+            access_key_id,
+            "GetAuthorizationToken",
+            json!({"action": "expires_in", "seconds": seconds}),
+        )
+        .await
+    }
+
     /// The proxy's records of the calls of `operation` with this access key ID
     /// (seq, time, status, action, ...).
     pub async fn records(&self, access_key_id: &str, operation: &str) -> Vec<Value> {
-        let resp: Value = self
-            .http
-            .get(format!("{}/calls", self.base))
-            .query(&[("accessKeyId", access_key_id), ("operation", operation)])
-            .send()
-            .await
-            .expect("fault proxy reachable")
-            .json()
-            .await
-            .unwrap();
+        let resp = self
+            .get(
+                "calls",
+                &[("accessKeyId", access_key_id), ("operation", operation)],
+            )
+            .await;
         resp["calls"].as_array().cloned().unwrap_or_default()
     }
 
     /// The secret keys and session tokens that assumed roles handed out to
     /// chains of calls started by this access key ID (through this proxy).
     pub async fn issued(&self, access_key_id: &str) -> Vec<String> {
-        let resp: Value = self
-            .http
-            .get(format!("{}/issued", self.base))
-            .query(&[("accessKeyId", access_key_id)])
-            .send()
-            .await
-            .expect("fault proxy reachable")
-            .json()
-            .await
-            .unwrap();
+        let resp = self.get("issued", &[("accessKeyId", access_key_id)]).await;
         resp["secrets"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(|s| s.as_str().map(String::from))
             .collect()
+    }
+
+    async fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> Value {
+        self.http
+            .get(format!("{}/{endpoint}", self.base))
+            .query(query)
+            .send()
+            .await
+            .expect("fault proxy reachable")
+            .json()
+            .await
+            .unwrap()
     }
 }
