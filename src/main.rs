@@ -18,7 +18,8 @@ use ecr_operator::runtime::logging::{self, LogFormat};
   ecr-operator repos --region eu-west-1
   ecr-operator crd | kubectl apply -f -
 
-Exit codes: 0 success, 1 runtime failure (AWS, network, file), 2 usage error"
+Exit codes: 0 success, 1 permanent failure, 2 usage error, 3 retryable failure
+(throttled, 5xx, timeout, connection lost): see each command's --help"
 )]
 struct Cli {
     /// Log format.
@@ -42,7 +43,8 @@ enum Command {
     /// pipelines) or merge it into a Docker config file.
     #[command(long_about = cli::token::LONG_ABOUT)]
     Token(cli::token::TokenArgs),
-    /// List the repositories of an ECR registry, as a table or JSON.
+    /// List the repositories of an ECR registry (table or JSON), create one
+    /// idempotently, read or set its repository policy.
     #[command(long_about = cli::repos::LONG_ABOUT)]
     Repos(cli::repos::ReposArgs),
     /// Copy an image (one platform, or an index with all of them) to another registry.
@@ -54,11 +56,12 @@ enum Command {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
+    let log_format = cli.log_format;
     let result = match cli.command {
         Command::Run(args) => cli::run::run(args).await,
         Command::Token(args) => cli::token::run(args).await,
         Command::Repos(args) => cli::repos::run(args).await,
-        Command::Mirror(args) => cli::mirror::run(args, cli.log_format).await,
+        Command::Mirror(args) => cli::mirror::run(args, log_format).await,
         Command::Crd => {
             print!(
                 "{}---\n{}",
@@ -70,9 +73,6 @@ async fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => std::process::ExitCode::from(cli::exit::report(&e, log_format)),
     }
 }

@@ -10,12 +10,6 @@ use ecr_operator::aws::identity::Identity;
 use ecr_operator::crd::ecr_registry::{AssumeRole, Endpoint, ViaRole};
 
 /// Exit codes, as the help of every command states them.
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  runtime failure: AWS (denied, throttled, no credentials), network, file
-  2  usage error: unknown or malformed flag, missing region";
-
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "AWS identity")]
 pub struct AwsArgs {
@@ -125,9 +119,9 @@ impl AwsArgs {
     /// command's flags and environment. Never contains a credential.
     pub fn explain(&self, e: Error) -> anyhow::Error {
         match e {
-            Error::Throttled { operation } => anyhow::anyhow!(
+            Error::Throttled { operation } => super::exit::retryable(anyhow::anyhow!(
                 "AWS throttled {operation} (rate exceeded) and the retries ran out; try again in a moment, or raise AWS_MAX_ATTEMPTS (default 3)"
-            ),
+            )),
             Error::NoCredentials { detail } => anyhow::anyhow!(
                 "no AWS credentials: {detail}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or run where web identity (IRSA), EKS Pod Identity or an instance profile provides them"
             ),

@@ -1,7 +1,8 @@
 //! `ecr-operator token`: a fresh ECR authorization token for CI and people, fetched
 //! by the same code as an EcrRegistry's `spec.auth` (`Identity::fetch_token`).
 
-use super::aws_args::{self, AwsArgs, EXIT_CODES, shell_quote};
+use super::aws_args::{self, AwsArgs, shell_quote};
+use super::exit::EXIT_CODES;
 use anyhow::Context as _;
 use ecr_operator::aws::auth_token::AuthToken;
 use ecr_operator::aws::docker_config::DockerConfig;

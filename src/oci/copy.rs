@@ -2,45 +2,77 @@
 //! into the destination (HEAD first, a cross-repository mount within one registry,
 //! else a stream from one registry into the other), then push the manifests,
 //! children first, each with its bytes unchanged so every digest stays the same.
+//!
+//! Every request that fails in a way that may pass (408, 429, 5xx, a lost or
+//! stalled connection) is retried with exponential backoff and jitter; a blob
+//! upload is retried whole, from a new upload session.
 
 use super::credentials::AuthFiles;
 use super::error::{Context, MirrorError};
-use super::manifest::{self, Descriptor, Parsed};
+use super::local::LocalImage;
+use super::manifest::{self, Descriptor, Parsed, Platform};
 use super::progress::{BlobOutcome, ManifestOutcome, Progress, Summary};
 use super::reference::ImageRef;
+use backon::{ExponentialBuilder, Retryable as _};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use oci_client::Reference;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
+use sha2::Digest as _;
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
+
+/// How to reach one registry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Transport {
+    /// `http://` instead of `https://`.
+    pub plain_http: bool,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+}
 
 /// How to talk to the registries.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// `http://` instead of `https://`, for both registries.
-    pub plain_http: bool,
-    /// Accept any TLS certificate.
-    pub insecure: bool,
+    pub source: Transport,
+    pub destination: Transport,
+    /// PEM files' contents: CA certificates trusted besides the system's.
+    pub ca_certificates: Vec<Vec<u8>>,
     /// Blobs (and manifests) transferred at the same time.
     pub jobs: usize,
     /// More tags for the destination, besides the one of its reference.
     pub tags: Vec<String>,
     /// A connection that sends nothing for this long fails (a stalled transfer).
     pub read_timeout: Duration,
+    /// How often one request is retried after a failure that may pass.
+    pub retries: usize,
+    /// The first wait before a retry; it doubles (with jitter) up to 30 s.
+    pub retry_delay: Duration,
+    /// Also copy what refers to the image: OCI referrers (signatures,
+    /// attestations, SBOMs) and cosign's `sha256-<hex>.sig/.att/.sbom` tags.
+    pub referrers: bool,
+    /// Only these platforms of an index (then a new index); empty: all.
+    pub platforms: Vec<Platform>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
-            plain_http: false,
-            insecure: false,
+            source: Transport::default(),
+            destination: Transport::default(),
+            ca_certificates: Vec::new(),
             jobs: 4,
             tags: Vec::new(),
             read_timeout: Duration::from_secs(60),
+            retries: 4,
+            retry_delay: Duration::from_secs(1),
+            referrers: true,
+            platforms: Vec::new(),
         }
     }
 }
@@ -55,7 +87,42 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// One end of the copy.
+/// What to copy: an image in a registry, or one on disk.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Registry(ImageRef),
+    Local(Arc<dyn LocalImage>),
+}
+
+impl Source {
+    /// `SOURCE` as given on the command line: a local scheme, else a reference
+    /// (`:latest` when it has neither tag nor digest).
+    pub fn parse(text: &str) -> Result<Self, MirrorError> {
+        match super::local::open(text)? {
+            Some(local) => Ok(Source::Local(local)),
+            None => ImageRef::source(text).map(Source::Registry),
+        }
+    }
+
+    /// The tag a destination without one takes.
+    pub fn tag(&self) -> Option<String> {
+        match self {
+            Source::Registry(r) => r.tag.clone(),
+            Source::Local(l) => l.tag(),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Registry(r) => r.fmt(f),
+            Source::Local(l) => f.write_str(&l.name()),
+        }
+    }
+}
+
+/// One registry end of the copy.
 struct Side {
     image: ImageRef,
     /// The repository, for blob requests and the token cache.
@@ -109,8 +176,12 @@ impl Side {
         }
     }
 
+    fn repository_name(&self) -> String {
+        format!("{}/{}", self.image.registry, self.image.repository)
+    }
+
     fn blob_name(&self, digest: &str) -> String {
-        format!("{}/{}@{digest}", self.image.registry, self.image.repository)
+        format!("{}@{digest}", self.repository_name())
     }
 
     /// Fails when this (source) registry announces a length other than the blob's
@@ -133,6 +204,15 @@ impl Side {
     }
 }
 
+/// Where the source's manifests and blobs come from.
+enum Origin {
+    Registry {
+        side: Side,
+        client: oci_client::Client,
+    },
+    Local(Arc<dyn LocalImage>),
+}
+
 /// A manifest read from the source.
 struct Node {
     digest: String,
@@ -141,99 +221,370 @@ struct Node {
     parsed: Parsed,
 }
 
-/// One copy under way: the client, both ends, and who hears about it.
+/// One copy under way: the clients, both ends, and who hears about it.
 struct Copier {
+    src: Origin,
+    /// The destination's client; its own, as TLS settings may differ per side.
     client: oci_client::Client,
-    src: Side,
     dst: Side,
     /// Blobs (and manifests) transferred at the same time, at least 1.
     jobs: usize,
     progress: Arc<dyn Progress>,
+    /// Only these platforms of an index; empty: all.
+    platforms: Vec<Platform>,
+    backoff: ExponentialBuilder,
+    /// Requests retried, and blob bytes sent by attempts that then failed.
+    retried: AtomicUsize,
+    resent: AtomicU64,
 }
 
-/// Copies `source` to `destination`. Credentials come from `auth`; `progress`
-/// hears about every blob and manifest.
+/// Copies `source` to `destination` with the credentials of `src_auth` and
+/// `dst_auth`; `progress` hears about every blob and manifest.
 pub async fn mirror(
-    source: &ImageRef,
+    source: &Source,
     destination: &ImageRef,
-    auth: &AuthFiles,
+    src_auth: &AuthFiles,
+    dst_auth: &AuthFiles,
     options: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<Summary, MirrorError> {
     install_crypto_provider();
-    let copier = Copier::new(source, destination, auth, options, progress).await?;
-
-    // 1. The source's manifests: the root, and for an index every child, level by level.
-    let levels = copier.read_manifests().await?;
-    let blobs = distinct_blobs(&levels);
-    let manifest_count = levels.iter().map(Vec::len).sum();
-    copier.progress.planned(
-        manifest_count,
-        blobs.len(),
-        blobs.iter().map(|b| b.size).sum(),
-    );
-    let root = &levels[0][0];
-    let mut summary = plan_summary(source, destination, &levels);
-
-    // 2. Already there under every reference? Where it is under one, everything it
-    // refers to is there too (registries refuse manifests with missing parts).
-    let targets = push_targets(destination, &root.digest, &options.tags);
-    let missing = copier.missing_targets(targets, root, &mut summary).await?;
-    let content_present = summary.manifests_skipped > 0;
-    if content_present {
-        summary.up_to_date = missing.is_empty();
-        summary.blobs_skipped = blobs.len();
-        summary.manifests_skipped += manifest_count - 1;
-    } else {
-        // 3. Blobs. 4. The manifests under the root.
-        copier.copy_blobs(blobs, &mut summary).await?;
-        copier.push_children(&levels, &mut summary).await?;
+    let copier = Copier::new(source, destination, src_auth, dst_auth, options, progress).await?;
+    let targets = |digest: &str| push_targets(destination, digest, &options.tags);
+    let mut summary = copier.copy_image(source, None, &targets).await?;
+    if options.referrers {
+        let subject = summary.digest.clone();
+        copier.copy_referrers(&subject, &mut summary).await?;
     }
-    // The root last, under every reference that lacks it.
-    copier.push_root(root, missing, &mut summary).await?;
+    copier.count_retries(&mut summary);
     Ok(summary)
+}
+
+/// The tags of `repository` (its reference's tag and digest are ignored), every
+/// page, sorted; without referrers tags and cosign's tags, which are copied with
+/// their subject.
+pub async fn source_tags(
+    repository: &ImageRef,
+    auth: &AuthFiles,
+    options: &Options,
+) -> Result<Vec<String>, MirrorError> {
+    install_crypto_provider();
+    const PAGE: usize = 1000;
+    let side = Side::new(repository, auth)?;
+    let client = new_client(options, options.source, 1)?;
+    let mut tags: Vec<String> = Vec::new();
+    loop {
+        let last = tags.last().cloned();
+        let page = client
+            .list_tags(&side.base, &side.auth, Some(PAGE), last.as_deref())
+            .await
+            .map_err(|e| side.ctx("listing tags of", side.repository_name()).classify(e))?;
+        let full = page.tags.len() >= PAGE;
+        let before = tags.len();
+        tags.extend(page.tags.into_iter().filter(|t| Some(t) != last.as_ref()));
+        if !full || tags.len() == before {
+            break;
+        }
+    }
+    tags.retain(|t| !is_referrer_tag(t));
+    tags.sort();
+    tags.dedup();
+    Ok(tags)
+}
+
+/// The suffixes of the tags cosign stores signatures, attestations and SBOMs
+/// under (`sha256-<hex>.sig`), for registries without the referrers API.
+const COSIGN_SUFFIXES: &[&str] = &["sig", "att", "sbom"];
+
+/// The tag of `digest`'s referrers index where a registry has no referrers API
+/// (OCI distribution spec 1.1, "referrers tag schema"): `sha256-<hex>`.
+fn referrers_tag(digest: &str) -> String {
+    digest.replace(':', "-")
+}
+
+/// Whether `tag` is a referrers index or a cosign tag: copied with its subject,
+/// not as an image of its own.
+pub fn is_referrer_tag(tag: &str) -> bool {
+    let Some(hex) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let (hex, suffix) = hex.split_once('.').map_or((hex, None), |(h, s)| (h, Some(s)));
+    hex.len() == 64
+        && hex.bytes().all(|b| b.is_ascii_hexdigit())
+        && suffix.is_none_or(|s| COSIGN_SUFFIXES.contains(&s))
 }
 
 impl Copier {
     async fn new(
-        source: &ImageRef,
+        source: &Source,
         destination: &ImageRef,
-        auth: &AuthFiles,
+        src_auth: &AuthFiles,
+        dst_auth: &AuthFiles,
         options: &Options,
         progress: Arc<dyn Progress>,
     ) -> Result<Self, MirrorError> {
         let jobs = options.jobs.max(1);
-        let client = oci_client::Client::try_from(client_config(options, jobs))
-            .map_err(|e| MirrorError::Client(e.to_string()))?;
-        let src = Side::new(source, auth)?;
-        let dst = Side::new(destination, auth)?;
-        // oci_client keeps one set of credentials per registry: within one registry,
-        // the destination's (they must be able to push, and to read for a mount).
+        let client = new_client(options, options.destination, jobs)?;
+        let dst = Side::new(destination, dst_auth)?;
         client
             .store_auth_if_needed(dst.base.resolve_registry(), &dst.auth)
             .await;
-        client
-            .store_auth_if_needed(src.base.resolve_registry(), &src.auth)
-            .await;
+        let src = match source {
+            Source::Registry(image) => {
+                let side = Side::new(image, src_auth)?;
+                let client = new_client(options, options.source, jobs)?;
+                client
+                    .store_auth_if_needed(side.base.resolve_registry(), &side.auth)
+                    .await;
+                Origin::Registry { side, client }
+            }
+            Source::Local(image) => Origin::Local(image.clone()),
+        };
         Ok(Self {
-            client,
             src,
+            client,
             dst,
             jobs,
             progress,
+            platforms: options.platforms.clone(),
+            backoff: ExponentialBuilder::default()
+                .with_min_delay(options.retry_delay)
+                .with_max_delay(Duration::from_secs(30))
+                .with_factor(2.0)
+                .with_jitter()
+                .with_max_times(options.retries),
+            retried: AtomicUsize::new(0),
+            resent: AtomicU64::new(0),
         })
     }
 
+    /// Runs `op` again while it fails in a way that may pass, within the budget.
+    async fn retrying<T, F, Fut>(&self, op: F) -> Result<T, MirrorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, MirrorError>>,
+    {
+        op.retry(self.backoff)
+            .sleep(tokio::time::sleep)
+            .when(MirrorError::is_retryable)
+            .notify(|e, after| {
+                self.retried.fetch_add(1, Ordering::Relaxed);
+                self.progress.retrying(e, after);
+            })
+            .await
+    }
+
+    /// Copies one image: `at` None is the source's own reference (checked against
+    /// a digest the destination names, platforms filtered); Some(digest) is an
+    /// image the source holds by that digest (a referrer). `targets` maps the
+    /// root's digest to the references it is pushed under.
+    async fn copy_image(
+        &self,
+        source: &Source,
+        at: Option<&str>,
+        targets: &dyn Fn(&str) -> Vec<Reference>,
+    ) -> Result<Summary, MirrorError> {
+        let filtering = at.is_none() && !self.platforms.is_empty();
+        // 0. Up to date already? Decided with HEAD requests alone where the source
+        // is a registry: Docker Hub counts manifest GETs against its pull limit.
+        if !filtering && let Some(summary) = self.unchanged(source, at, targets).await? {
+            return Ok(summary);
+        }
+
+        // 1. The source's manifests: the root, and for an index every child, level by level.
+        let levels = self.read_manifests(at).await?;
+        let blobs = distinct_blobs(&levels);
+        let manifest_count = levels.iter().map(Vec::len).sum();
+        self.progress.planned(
+            manifest_count,
+            blobs.len(),
+            blobs.iter().map(|b| b.size).sum(),
+        );
+        let root = &levels[0][0];
+        let mut summary = plan_summary(source, &self.dst.image, &levels);
+
+        // 2. Already there under every reference? Where it is under one, everything it
+        // refers to is there too (registries refuse manifests with missing parts).
+        let missing = self
+            .missing_targets(targets(&root.digest), root, &mut summary)
+            .await?;
+        let content_present = summary.manifests_skipped > 0;
+        if content_present {
+            summary.up_to_date = missing.is_empty();
+            summary.blobs_skipped = blobs.len();
+            summary.manifests_skipped += manifest_count - 1;
+        } else {
+            // 3. Blobs. 4. The manifests under the root.
+            self.copy_blobs(blobs, &mut summary).await?;
+            self.push_children(&levels, &mut summary).await?;
+        }
+        // The root last, under every reference that lacks it.
+        self.push_root(root, missing, &mut summary).await?;
+        Ok(summary)
+    }
+
+    /// Copies the referrers of `subject` (the copied image's digest): those the
+    /// source lists (its referrers API, else its referrers tag), then cosign's
+    /// tags. Where the destination does not list them afterwards (no referrers
+    /// API), its referrers tag is written to list them, as the OCI spec asks of
+    /// clients. Images on disk have none.
+    async fn copy_referrers(&self, subject: &str, summary: &mut Summary) -> Result<(), MirrorError> {
+        let Origin::Registry { side, client } = &self.src else {
+            return Ok(());
+        };
+        let listed = self
+            .retrying(|| async {
+                client
+                    .pull_referrers(&side.image.by_digest(subject), None)
+                    .await
+                    .map_err(|e| side.ctx("listing referrers of", side.blob_name(subject)).classify(e))
+            })
+            .await?;
+        let by_digest = |d: &str| vec![self.dst.image.push_target(None, d)];
+        let source = Source::Registry(side.image.clone());
+        for entry in &listed.manifests {
+            let copied = self.copy_image(&source, Some(&entry.digest), &by_digest).await?;
+            summary.absorb(&copied);
+            summary.referrers += 1;
+        }
+        if !listed.manifests.is_empty() {
+            self.list_referrers(subject, &listed.manifests).await?;
+        }
+        for suffix in COSIGN_SUFFIXES {
+            let tag = format!("{}.{suffix}", referrers_tag(subject));
+            let Some(digest) = self.source_digest(&side.image.by_tag(&tag)).await? else {
+                continue;
+            };
+            let copied = self
+                .copy_image(&source, Some(&digest), &|_| vec![self.dst.image.by_tag(&tag)])
+                .await?;
+            summary.absorb(&copied);
+            summary.referrers += 1;
+        }
+        Ok(())
+    }
+
+    /// Makes the destination list `entries` as referrers of `subject`: nothing
+    /// when it does already (its referrers API), else they are added to its
+    /// referrers tag.
+    async fn list_referrers(
+        &self,
+        subject: &str,
+        entries: &[oci_client::manifest::ImageIndexEntry],
+    ) -> Result<(), MirrorError> {
+        let name = self.dst.blob_name(subject);
+        let mut index = self
+            .retrying(|| async {
+                self.client
+                    .pull_referrers(&self.dst.image.by_digest(subject), None)
+                    .await
+                    .map_err(|e| self.dst.ctx("listing referrers of", name.clone()).classify(e))
+            })
+            .await?;
+        let absent: Vec<_> = entries
+            .iter()
+            .filter(|e| index.manifests.iter().all(|l| l.digest != e.digest))
+            .cloned()
+            .collect();
+        if absent.is_empty() {
+            return Ok(());
+        }
+        index.manifests.extend(absent);
+        index.schema_version = 2;
+        index.media_type = Some(manifest::OCI_INDEX.to_string());
+        let bytes = serde_json::to_vec(&index).expect("JSON of an index");
+        let tag = referrers_tag(subject);
+        let digest = sha256_digest(&bytes);
+        let node = node(&self.dst.repository_name(), bytes, digest, None)?;
+        self.push_manifest(self.dst.image.by_tag(&tag), &node).await
+    }
+
+    /// The digest the source holds under `reference`, None when it holds nothing.
+    async fn source_digest(&self, reference: &Reference) -> Result<Option<String>, MirrorError> {
+        let Origin::Registry { side, client } = &self.src else {
+            return Ok(None);
+        };
+        self.retrying(|| async {
+            match client.fetch_manifest_digest(reference, &side.auth).await {
+                Ok(d) => Ok(Some(d)),
+                Err(e) => match side.ctx("looking up", reference.whole()).classify(e) {
+                    MirrorError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
+    fn count_retries(&self, summary: &mut Summary) {
+        summary.retries = self.retried.load(Ordering::Relaxed);
+        summary.bytes_resent = self.resent.load(Ordering::Relaxed);
+    }
+
+    /// The summary of a copy with nothing to do, found with HEAD requests only: the
+    /// source's digest (`at`, or what its reference names), and every target
+    /// holding it. None when something is missing, or the source is on disk
+    /// (reading it costs nothing).
+    async fn unchanged(
+        &self,
+        source: &Source,
+        at: Option<&str>,
+        targets: &dyn Fn(&str) -> Vec<Reference>,
+    ) -> Result<Option<Summary>, MirrorError> {
+        let Origin::Registry { side, .. } = &self.src else {
+            return Ok(None);
+        };
+        let digest = match at {
+            Some(d) => d.to_string(),
+            None => {
+                let named = side.image.oci();
+                let Some(d) = self.source_digest(&named).await? else {
+                    // Named by the GET that follows, with the registry's own words.
+                    return Ok(None);
+                };
+                expect_digest(&self.dst.image, &d)?;
+                d
+            }
+        };
+        let targets = targets(&digest);
+        for target in &targets {
+            let name = target.tag().unwrap_or_default();
+            if !self.holds(target, name, &digest).await? {
+                return Ok(None);
+            }
+        }
+        for target in &targets {
+            let name = target.tag().unwrap_or_default();
+            self.progress
+                .manifest_finished(&digest, "", name, ManifestOutcome::Skipped);
+        }
+        Ok(Some(Summary {
+            source: source.to_string(),
+            destination: destination_name(&self.dst.image, &digest),
+            digest,
+            manifests_skipped: targets.len(),
+            up_to_date: true,
+            ..Default::default()
+        }))
+    }
+
     /// Blobs can be mounted only from another repository of the same registry.
-    fn can_mount(&self) -> bool {
-        self.src.base.resolve_registry() == self.dst.base.resolve_registry()
-            && self.src.image.repository != self.dst.image.repository
+    fn mount_from(&self) -> Option<&Reference> {
+        match &self.src {
+            Origin::Registry { side, .. }
+                if side.base.resolve_registry() == self.dst.base.resolve_registry()
+                    && side.image.repository != self.dst.image.repository =>
+            {
+                Some(&side.base)
+            }
+            _ => None,
+        }
     }
 
     /// The root manifest, then the children of its indexes level by level; a
     /// manifest listed twice is read once.
-    async fn read_manifests(&self) -> Result<Vec<Vec<Node>>, MirrorError> {
-        let mut levels = vec![vec![self.read_root().await?]];
+    async fn read_manifests(&self, at: Option<&str>) -> Result<Vec<Vec<Node>>, MirrorError> {
+        let mut levels = vec![vec![self.read_root(at).await?]];
         let mut seen = BTreeSet::from([levels[0][0].digest.clone()]);
         let mut wanted = unseen_children(&levels[0], &mut seen);
         while !wanted.is_empty() {
@@ -244,21 +595,60 @@ impl Copier {
         Ok(levels)
     }
 
-    /// The manifest the source names, checked against the digest the destination
-    /// names (if it names one) before it is parsed.
-    async fn read_root(&self) -> Result<Node, MirrorError> {
-        let source = &self.src.image;
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(&source.oci(), &self.src.auth, manifest::ACCEPTED)
-            .await
-            .map_err(|e| {
-                self.src
-                    .ctx("pulling manifest", source.to_string())
-                    .classify(e)
-            })?;
-        expect_digest(&self.dst.image, &digest)?;
-        node(source, bytes.to_vec(), digest, None)
+    /// The manifest the source names (`at`: by that digest instead), with only the
+    /// wanted platforms if an index, then checked against the digest the
+    /// destination names (if it names one).
+    async fn read_root(&self, at: Option<&str>) -> Result<Node, MirrorError> {
+        let (name, bytes, digest, media_type) = match (&self.src, at) {
+            (Origin::Registry { side, client }, _) => {
+                let reference = match at {
+                    Some(d) => side.image.by_digest(d),
+                    None => side.image.oci(),
+                };
+                let (bytes, digest) = self
+                    .retrying(|| async {
+                        client
+                            .pull_manifest_raw(&reference, &side.auth, manifest::ACCEPTED)
+                            .await
+                            .map_err(|e| {
+                                side.ctx("pulling manifest", reference.whole()).classify(e)
+                            })
+                    })
+                    .await?;
+                (side.repository_name(), bytes.to_vec(), digest, None)
+            }
+            (Origin::Local(image), None) => {
+                let (bytes, media_type) = image.root()?;
+                let digest = sha256_digest(&bytes);
+                (image.name(), bytes, digest, Some(media_type))
+            }
+            (Origin::Local(image), Some(d)) => {
+                let bytes = image.manifest(d)?;
+                let digest = sha256_digest(&bytes);
+                (image.name(), bytes, digest, None)
+            }
+        };
+        let mut root = node(&name, bytes, digest, media_type.as_deref())?;
+        if at.is_some() {
+            return Ok(root);
+        }
+        if !self.platforms.is_empty() && matches!(root.parsed, Parsed::Index { .. }) {
+            let bytes = manifest::filter_platforms(&root.bytes, &self.platforms).map_err(
+                |reason| MirrorError::Unsupported {
+                    reference: format!("{name}@{}", root.digest),
+                    reason,
+                },
+            )?;
+            let digest = sha256_digest(&bytes);
+            tracing::info!(
+                source_digest = root.digest,
+                digest,
+                "--platform: the copy is a new index with only the wanted platforms, so its digest differs from the source's"
+            );
+            root = node(&name, bytes, digest, Some(&root.media_type))?;
+        }
+        expect_digest(&self.dst.image, &root.digest)?;
+        Ok(root)
     }
 
     /// One level of children, `jobs` at a time, kept in the order listed.
@@ -271,25 +661,41 @@ impl Copier {
     }
 
     async fn read_child(&self, child: Descriptor) -> Result<Node, MirrorError> {
-        let (bytes, digest) = self
-            .client
-            .pull_manifest_raw(
-                &self.src.image.by_digest(&child.digest),
-                &self.src.auth,
-                manifest::ACCEPTED,
-            )
-            .await
-            .map_err(|e| {
-                self.src
-                    .ctx("pulling manifest", self.src.blob_name(&child.digest))
-                    .classify(e)
-            })?;
-        node(
-            &self.src.image,
-            bytes.to_vec(),
-            digest,
-            Some(&child.media_type),
-        )
+        match &self.src {
+            Origin::Registry { side, client } => {
+                let name = side.blob_name(&child.digest);
+                let (bytes, digest) = self
+                    .retrying(|| async {
+                        client
+                            .pull_manifest_raw(
+                                &side.image.by_digest(&child.digest),
+                                &side.auth,
+                                manifest::ACCEPTED,
+                            )
+                            .await
+                            .map_err(|e| side.ctx("pulling manifest", name.clone()).classify(e))
+                    })
+                    .await?;
+                node(
+                    &side.repository_name(),
+                    bytes.to_vec(),
+                    digest,
+                    Some(&child.media_type),
+                )
+            }
+            Origin::Local(image) => {
+                let bytes = image.manifest(&child.digest)?;
+                let digest = sha256_digest(&bytes);
+                if digest != child.digest {
+                    return Err(MirrorError::DigestMismatch {
+                        reference: format!("{}@{}", image.name(), child.digest),
+                        expected: child.digest,
+                        actual: digest,
+                    });
+                }
+                node(&image.name(), bytes, digest, Some(&child.media_type))
+            }
+        }
     }
 
     /// The targets that lack the root manifest, looked up one after the other;
@@ -325,22 +731,27 @@ impl Copier {
         name: &str,
         digest: &str,
     ) -> Result<bool, MirrorError> {
-        match self
-            .client
-            .fetch_manifest_digest(target, &self.dst.auth)
-            .await
-        {
-            Ok(d) => Ok(d == digest),
-            Err(e) => match self
-                .dst
-                .ctx("looking up", pretty(&self.dst.image, name))
-                .classify(e)
-            {
-                // Nothing under that reference yet: push it there.
-                MirrorError::NotFound { .. } => Ok(false),
-                other => Err(other),
-            },
-        }
+        let found = self
+            .retrying(|| async {
+                match self
+                    .client
+                    .fetch_manifest_digest(target, &self.dst.auth)
+                    .await
+                {
+                    Ok(d) => Ok(Some(d)),
+                    Err(e) => match self
+                        .dst
+                        .ctx("looking up", pretty(&self.dst.image, name))
+                        .classify(e)
+                    {
+                        // Nothing under that reference yet: push it there.
+                        MirrorError::NotFound { .. } => Ok(None),
+                        other => Err(other),
+                    },
+                }
+            })
+            .await?;
+        Ok(found.is_some_and(|d| d == digest))
     }
 
     /// Every blob, `jobs` at a time, counted in `summary`.
@@ -349,9 +760,12 @@ impl Copier {
         blobs: Vec<Descriptor>,
         summary: &mut Summary,
     ) -> Result<(), MirrorError> {
-        let mount = self.can_mount();
         let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(blobs)
-            .map(|d| self.copy_blob(d, mount))
+            .map(|d| async move {
+                let outcome = self.retrying(|| self.copy_blob(&d)).await?;
+                self.progress.blob_finished(&d.digest, d.size, outcome.0);
+                Ok::<_, MirrorError>(outcome)
+            })
             .buffer_unordered(self.jobs)
             .try_collect()
             .await?;
@@ -364,21 +778,15 @@ impl Copier {
     /// Puts one blob into the destination: nothing when it is there already, a
     /// mount where one is possible, else a stream from the source. Returns the
     /// bytes uploaded.
-    async fn copy_blob(
-        &self,
-        blob: Descriptor,
-        mount: bool,
-    ) -> Result<(BlobOutcome, u64), MirrorError> {
+    async fn copy_blob(&self, blob: &Descriptor) -> Result<(BlobOutcome, u64), MirrorError> {
         let digest = blob.digest.as_str();
-        let (outcome, bytes) = if self.has_blob(digest).await? {
+        Ok(if self.has_blob(digest).await? {
             (BlobOutcome::Skipped, 0)
-        } else if mount && self.mount_blob(digest).await {
+        } else if self.mount_blob(digest).await {
             (BlobOutcome::Mounted, 0)
         } else {
-            (BlobOutcome::Copied, self.stream_blob(&blob).await?)
-        };
-        self.progress.blob_finished(digest, blob.size, outcome);
-        Ok((outcome, bytes))
+            (BlobOutcome::Copied, self.stream_blob(blob).await?)
+        })
     }
 
     async fn has_blob(&self, digest: &str) -> Result<bool, MirrorError> {
@@ -392,13 +800,13 @@ impl Copier {
             })
     }
 
-    /// Mounts the blob from the source repository; false when the registry will not.
+    /// Mounts the blob from the source repository where that can work; false when
+    /// it cannot or the registry will not.
     async fn mount_blob(&self, digest: &str) -> bool {
-        match self
-            .client
-            .mount_blob(&self.dst.base, &self.src.base, digest)
-            .await
-        {
+        let Some(from) = self.mount_from() else {
+            return false;
+        };
+        match self.client.mount_blob(&self.dst.base, from, digest).await {
             Ok(()) => true,
             // A registry that cannot mount opens an upload instead (202): upload then.
             Err(e) => {
@@ -408,39 +816,73 @@ impl Copier {
         }
     }
 
+    /// The blob's bytes from the source, and how errors name the source's side.
+    async fn open_blob(
+        &self,
+        blob: &Descriptor,
+    ) -> Result<(BoxStream<'static, std::io::Result<bytes::Bytes>>, Context), MirrorError> {
+        let digest = blob.digest.as_str();
+        match &self.src {
+            Origin::Registry { side, client } => {
+                let ctx = side.ctx("pulling blob", side.blob_name(digest));
+                let pulled = client
+                    .pull_blob_stream(&side.base, digest)
+                    .await
+                    .map_err(|e| ctx.classify(e))?;
+                side.expect_length(digest, pulled.content_length, blob.size)?;
+                Ok((pulled.stream, ctx))
+            }
+            Origin::Local(image) => {
+                let at = image.blob(digest)?;
+                let name = format!("{}@{digest}", image.name());
+                let local_error = |e: std::io::Error| MirrorError::Local {
+                    name: name.clone(),
+                    reason: format!("cannot read {}: {e}", at.path.display()),
+                };
+                let mut file = tokio::fs::File::open(&at.path).await.map_err(local_error)?;
+                use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+                file.seek(std::io::SeekFrom::Start(at.offset))
+                    .await
+                    .map_err(local_error)?;
+                let ctx = Context {
+                    registry: "local disk".into(),
+                    reference: name.clone(),
+                    action: "reading blob",
+                    credentials: String::new(),
+                };
+                let stream = tokio_util::io::ReaderStream::new(file.take(at.size)).boxed();
+                Ok((stream, ctx))
+            }
+        }
+    }
+
     /// Streams the blob from the source into the destination, never holding it
     /// whole; returns the bytes sent.
     async fn stream_blob(&self, blob: &Descriptor) -> Result<u64, MirrorError> {
         let digest = blob.digest.as_str();
         self.progress.blob_transfer_started(digest, blob.size);
-        let pulled = self
-            .client
-            .pull_blob_stream(&self.src.base, digest)
-            .await
-            .map_err(|e| {
-                self.src
-                    .ctx("pulling blob", self.src.blob_name(digest))
-                    .classify(e)
-            })?;
-        self.src
-            .expect_length(digest, pulled.content_length, blob.size)?;
+        let (pulled, src_ctx) = self.open_blob(blob).await?;
         let (body, relayed) = relay(pulled, digest.to_string(), self.progress.clone());
         let pushed = self
             .client
             .push_blob_stream(&self.dst.base, body, digest, Some(blob.size))
             .await;
+        let failed = |e: MirrorError| {
+            // What this attempt sent is sent again by the next.
+            self.resent.fetch_add(relayed.sent(), Ordering::Relaxed);
+            Err(e)
+        };
         // An error of the source's side ends the upload: name it as the source's.
         if let Some(e) = relayed.take_error() {
-            return Err(self
-                .src
-                .ctx("pulling blob", self.src.blob_name(digest))
-                .classify(OciDistributionError::IoError(e)));
+            return failed(src_ctx.classify(OciDistributionError::IoError(e)));
         }
-        pushed.map_err(|e| {
-            self.dst
-                .ctx("uploading blob", self.dst.blob_name(digest))
-                .classify(e)
-        })?;
+        if let Err(e) = pushed {
+            return failed(
+                self.dst
+                    .ctx("uploading blob", self.dst.blob_name(digest))
+                    .classify(e),
+            );
+        }
         Ok(relayed.sent())
     }
 
@@ -478,24 +920,27 @@ impl Copier {
 
     async fn push_manifest(&self, target: Reference, node: &Node) -> Result<(), MirrorError> {
         let name = target.tag().unwrap_or_default().to_string();
-        let content_type = node
-            .media_type
-            .parse()
-            .map_err(|_| MirrorError::Unsupported {
-                reference: node.digest.clone(),
-                reason: format!(
-                    "media type {:?} is not a valid header value",
-                    node.media_type
-                ),
-            })?;
-        self.client
-            .push_manifest_raw(&target, node.bytes.clone(), content_type)
-            .await
-            .map_err(|e| {
-                self.dst
-                    .ctx("pushing manifest", pretty(&self.dst.image, &name))
-                    .classify(e)
-            })?;
+        let content_type: http::HeaderValue =
+            node.media_type
+                .parse()
+                .map_err(|_| MirrorError::Unsupported {
+                    reference: node.digest.clone(),
+                    reason: format!(
+                        "media type {:?} is not a valid header value",
+                        node.media_type
+                    ),
+                })?;
+        self.retrying(|| async {
+            self.client
+                .push_manifest_raw(&target, node.bytes.clone(), content_type.clone())
+                .await
+                .map_err(|e| {
+                    self.dst
+                        .ctx("pushing manifest", pretty(&self.dst.image, &name))
+                        .classify(e)
+                })
+        })
+        .await?;
         self.progress.manifest_finished(
             &node.digest,
             &node.media_type,
@@ -506,14 +951,31 @@ impl Copier {
     }
 }
 
-fn client_config(options: &Options, jobs: usize) -> ClientConfig {
+fn new_client(
+    options: &Options,
+    transport: Transport,
+    jobs: usize,
+) -> Result<oci_client::Client, MirrorError> {
+    oci_client::Client::try_from(client_config(options, transport, jobs))
+        .map_err(|e| MirrorError::Client(e.to_string()))
+}
+
+fn client_config(options: &Options, transport: Transport, jobs: usize) -> ClientConfig {
     ClientConfig {
-        protocol: if options.plain_http {
+        protocol: if transport.plain_http {
             ClientProtocol::Http
         } else {
             ClientProtocol::Https
         },
-        accept_invalid_certificates: options.insecure,
+        accept_invalid_certificates: transport.insecure,
+        extra_root_certificates: options
+            .ca_certificates
+            .iter()
+            .map(|pem| Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone(),
+            })
+            .collect(),
         // One POST and one streamed PUT per blob (as oras does), instead of a PATCH
         // per chunk of the source's response.
         use_monolithic_push: true,
@@ -524,6 +986,23 @@ fn client_config(options: &Options, jobs: usize) -> ClientConfig {
         read_timeout: Some(options.read_timeout),
         user_agent: concat!("ecr-operator/", env!("CARGO_PKG_VERSION")),
         ..Default::default()
+    }
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    let hash = sha2::Sha256::digest(bytes);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The destination as the summary names it: by the root's digest when it has no tag.
+fn destination_name(destination: &ImageRef, digest: &str) -> String {
+    match &destination.tag {
+        Some(_) => destination.to_string(),
+        None => format!(
+            "{}/{}@{digest}",
+            destination.registry, destination.repository
+        ),
     }
 }
 
@@ -574,17 +1053,11 @@ fn distinct_blobs(levels: &[Vec<Node>]) -> Vec<Descriptor> {
 
 /// The summary before anything is sent: what is copied, and where to (by the
 /// root's digest when the destination has no tag).
-fn plan_summary(source: &ImageRef, destination: &ImageRef, levels: &[Vec<Node>]) -> Summary {
+fn plan_summary(source: &Source, destination: &ImageRef, levels: &[Vec<Node>]) -> Summary {
     let root = &levels[0][0];
     Summary {
         source: source.to_string(),
-        destination: match &destination.tag {
-            Some(_) => destination.to_string(),
-            None => format!(
-                "{}/{}@{}",
-                destination.registry, destination.repository, root.digest
-            ),
-        },
+        destination: destination_name(destination, &root.digest),
         digest: root.digest.clone(),
         media_type: root.media_type.clone(),
         platforms: levels
@@ -679,14 +1152,16 @@ fn pretty(image: &ImageRef, tag_or_digest: &str) -> String {
     )
 }
 
+/// A manifest parsed; `repository` (`registry/repository`, or a local image's
+/// name) names it in errors.
 fn node(
-    image: &ImageRef,
+    repository: &str,
     bytes: Vec<u8>,
     digest: String,
     declared: Option<&str>,
 ) -> Result<Node, MirrorError> {
     let parsed = manifest::parse(&bytes, declared).map_err(|reason| MirrorError::Unsupported {
-        reference: format!("{}/{}@{digest}", image.registry, image.repository),
+        reference: format!("{repository}@{digest}"),
         reason,
     })?;
     Ok(Node {
@@ -747,19 +1222,24 @@ mod tests {
     #[test]
     fn client_config_follows_the_options() {
         let options = Options {
-            plain_http: true,
-            insecure: true,
+            ca_certificates: vec![b"PEM".to_vec()],
             ..Default::default()
         };
-        let c = client_config(&options, 3);
+        let each = Transport {
+            plain_http: true,
+            insecure: true,
+        };
+        let c = client_config(&options, each, 3);
         assert_eq!(c.read_timeout, Some(Duration::from_secs(60)));
         assert_eq!(c.protocol, ClientProtocol::Http);
         assert!(c.accept_invalid_certificates);
         assert!(c.use_monolithic_push);
         assert_eq!((c.max_concurrent_upload, c.max_concurrent_download), (3, 3));
-        let c = client_config(&Options::default(), 1);
+        assert_eq!(c.extra_root_certificates.len(), 1);
+        let c = client_config(&Options::default(), Transport::default(), 1);
         assert_eq!(c.protocol, ClientProtocol::Https);
         assert!(!c.accept_invalid_certificates);
+        assert!(c.extra_root_certificates.is_empty());
     }
 
     #[test]
@@ -810,7 +1290,7 @@ mod tests {
             vec![index_node(A, vec![desc(B, 1), desc(C, 1)])],
             vec![image_node(B, vec![]), image_node(C, vec![])],
         ];
-        let source = image("src.example/a:v1");
+        let source = Source::Registry(image("src.example/a:v1"));
         let s = plan_summary(&source, &image("dst.example/b:v2"), &levels);
         assert_eq!(
             (s.source.as_str(), s.destination.as_str()),

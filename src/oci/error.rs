@@ -39,6 +39,17 @@ pub enum MirrorError {
         detail: String,
     },
 
+    #[error("registry busy: {registry} answered {detail} ({action} {reference})")]
+    Busy {
+        registry: String,
+        reference: String,
+        action: &'static str,
+        detail: String,
+    },
+
+    #[error("local image {name}: {reason}")]
+    Local { name: String, reason: String },
+
     #[error("registry unreachable: {registry} ({detail})")]
     Unreachable { registry: String, detail: String },
 
@@ -79,6 +90,8 @@ impl MirrorError {
             MirrorError::Unauthorized { .. } => "unauthorized",
             MirrorError::Denied { .. } => "denied",
             MirrorError::NotFound { .. } => "not-found",
+            MirrorError::Busy { .. } => "busy",
+            MirrorError::Local { .. } => "local",
             MirrorError::Unreachable { .. } => "unreachable",
             MirrorError::Tls { .. } => "tls",
             MirrorError::DigestMismatch { .. } => "digest-mismatch",
@@ -86,6 +99,14 @@ impl MirrorError {
             MirrorError::Registry { .. } => "registry",
             MirrorError::Client(_) => "client",
         }
+    }
+}
+
+impl MirrorError {
+    /// Whether the same request may succeed later: the registry was busy (408,
+    /// 429, 5xx) or the connection failed, was lost or stalled.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, MirrorError::Busy { .. } | MirrorError::Unreachable { .. })
     }
 }
 
@@ -108,6 +129,8 @@ pub enum StatusClass {
     Unauthorized,
     Denied,
     NotFound,
+    /// 408, 429 or a 5xx other than 501/505: it may pass.
+    Busy,
     Other,
 }
 
@@ -116,6 +139,9 @@ pub fn class_of_status(status: u16) -> StatusClass {
         401 => StatusClass::Unauthorized,
         403 => StatusClass::Denied,
         404 => StatusClass::NotFound,
+        408 | 429 => StatusClass::Busy,
+        501 | 505 => StatusClass::Other,
+        500..=599 => StatusClass::Busy,
         _ => StatusClass::Other,
     }
 }
@@ -128,6 +154,7 @@ pub fn class_of_code(code: &OciErrorCode) -> StatusClass {
         | OciErrorCode::NameUnknown
         | OciErrorCode::BlobUnknown
         | OciErrorCode::NotFound => StatusClass::NotFound,
+        OciErrorCode::Toomanyrequests => StatusClass::Busy,
         _ => StatusClass::Other,
     }
 }
@@ -176,6 +203,12 @@ impl Context {
                 } else {
                     detail
                 },
+            },
+            StatusClass::Busy => MirrorError::Busy {
+                registry: self.registry.clone(),
+                reference: self.reference.clone(),
+                action: self.action,
+                detail,
             },
             StatusClass::Other => MirrorError::Registry {
                 registry: self.registry.clone(),
@@ -421,12 +454,25 @@ mod tests {
             url: "u".into(),
             message: "<html>\n busy \n</html>".into(),
         });
-        assert!(
-            e.to_string().ends_with("HTTP 503: <html> busy </html>"),
-            "{e}"
+        assert_eq!(
+            e.to_string(),
+            "registry busy: reg.example answered HTTP 503: <html> busy </html> \
+             (pulling manifest reg.example/app:v1)"
         );
+        assert!(e.is_retryable());
         let e = ctx().classify(envelope(OciErrorCode::Toomanyrequests, ""));
-        assert!(e.to_string().ends_with("too many requests"), "{e}");
+        assert!(e.to_string().contains("answered too many requests"), "{e}");
+        assert!(e.is_retryable());
+        for (code, retryable) in [(408, true), (429, true), (500, true), (501, false), (400, false)] {
+            let e = ctx().classify(OciDistributionError::ServerError {
+                code,
+                url: "u".into(),
+                message: String::new(),
+            });
+            assert_eq!(e.is_retryable(), retryable, "{code}: {e}");
+        }
+        let denied = ctx().classify(envelope(OciErrorCode::Denied, "no"));
+        assert!(!denied.is_retryable());
     }
 
     #[test]
@@ -447,6 +493,7 @@ mod tests {
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let e = ctx().classify(OciDistributionError::IoError(io));
         assert_eq!(e.kind(), "unreachable");
+        assert!(e.is_retryable());
         assert!(
             e.to_string()
                 .starts_with("registry unreachable: reg.example"),

@@ -36,6 +36,103 @@ pub struct Descriptor {
     pub urls: Vec<String>,
 }
 
+/// An index entry's platform, `os/architecture[/variant]` as `--platform` takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('/').collect();
+        let word = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        match parts.as_slice() {
+            [os, arch] if word(os) && word(arch) => Ok(Self {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: None,
+            }),
+            [os, arch, variant] if word(os) && word(arch) && word(variant) => Ok(Self {
+                os: os.to_string(),
+                architecture: arch.to_string(),
+                variant: Some(variant.to_string()),
+            }),
+            _ => Err(format!(
+                "{s:?} is not a platform like linux/amd64 or linux/arm64/v8"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        match &self.variant {
+            Some(v) => write!(f, "/{v}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The annotation by which BuildKit ties an attestation manifest to its image.
+const ATTESTATION_OF: &str = "vnd.docker.reference.digest";
+
+/// The index `bytes` with only the entries for `wanted` platforms (a platform
+/// without variant matches every variant), and the attestation manifests of
+/// those entries. A new index, so a new digest. Errors list what is there.
+pub fn filter_platforms(bytes: &[u8], wanted: &[Platform]) -> Result<Vec<u8>, String> {
+    let mut index: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("not an index: {e}"))?;
+    let entries = index
+        .get_mut("manifests")
+        .and_then(|m| m.as_array_mut())
+        .ok_or("not an index: no manifests")?;
+    let platform_of = |e: &serde_json::Value| {
+        let p = e.get("platform")?;
+        Some(Platform {
+            os: p.get("os")?.as_str()?.to_string(),
+            architecture: p.get("architecture")?.as_str()?.to_string(),
+            variant: p.get("variant").and_then(|v| v.as_str()).map(str::to_string),
+        })
+    };
+    let matches = |p: &Platform| {
+        wanted.iter().any(|w| {
+            w.os == p.os
+                && w.architecture == p.architecture
+                && (w.variant.is_none() || w.variant == p.variant)
+        })
+    };
+    let kept: Vec<String> = entries
+        .iter()
+        .filter(|e| platform_of(e).is_some_and(|p| matches(&p)))
+        .filter_map(|e| e.get("digest")?.as_str().map(str::to_string))
+        .collect();
+    if kept.is_empty() {
+        let available: Vec<String> = entries
+            .iter()
+            .filter_map(platform_of)
+            .filter(|p| p.os != "unknown")
+            .map(|p| p.to_string())
+            .collect();
+        return Err(format!(
+            "no manifest for {} in the index; it has {}",
+            wanted.iter().map(Platform::to_string).collect::<Vec<_>>().join(", "),
+            if available.is_empty() { "none".to_string() } else { available.join(", ") }
+        ));
+    }
+    entries.retain(|e| {
+        let digest = e.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
+        let attests = e
+            .pointer(&format!("/annotations/{}", ATTESTATION_OF.replace('/', "~1")))
+            .and_then(|d| d.as_str());
+        kept.iter().any(|k| k == digest || Some(k.as_str()) == attests)
+    });
+    Ok(serde_json::to_vec(&index).expect("JSON of JSON"))
+}
+
 impl Descriptor {
     /// Foreign (non-distributable) layers with URLs are fetched from those URLs by
     /// clients and are not copied, as `skopeo copy` does by default.
@@ -132,6 +229,53 @@ pub fn parse(bytes: &[u8], declared: Option<&str>) -> Result<Parsed, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_parse_and_print() {
+        let p: Platform = "linux/arm64/v8".parse().unwrap();
+        assert_eq!(p.variant.as_deref(), Some("v8"));
+        assert_eq!(p.to_string(), "linux/arm64/v8");
+        assert!("linux".parse::<Platform>().is_err());
+        assert!("linux//amd64".parse::<Platform>().is_err());
+    }
+
+    #[test]
+    fn a_filtered_index_keeps_the_wanted_platforms_and_their_attestations() {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": A, "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": OCI_MANIFEST, "digest": B, "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+                {"mediaType": OCI_MANIFEST, "digest": "sha256:cc", "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.digest": B,
+                                 "vnd.docker.reference.type": "attestation-manifest"}}
+            ]
+        });
+        let bytes = serde_json::to_vec(&index).unwrap();
+        let kept = |wanted: &[&str]| -> Vec<String> {
+            let wanted: Vec<Platform> = wanted.iter().map(|w| w.parse().unwrap()).collect();
+            let out: serde_json::Value =
+                serde_json::from_slice(&filter_platforms(&bytes, &wanted).unwrap()).unwrap();
+            out["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["digest"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(kept(&["linux/amd64"]), [A]);
+        assert_eq!(kept(&["linux/arm64"]), [B, "sha256:cc"]);
+        assert_eq!(kept(&["linux/arm64/v7", "linux/amd64"]), [A]);
+        let e = filter_platforms(&bytes, &["windows/amd64".parse().unwrap()]).unwrap_err();
+        assert_eq!(
+            e,
+            "no manifest for windows/amd64 in the index; it has linux/amd64, linux/arm64/v8"
+        );
+    }
 
     const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

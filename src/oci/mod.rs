@@ -12,12 +12,16 @@
 mod copy;
 pub mod credentials;
 pub mod error;
+pub mod local;
 pub mod manifest;
 pub mod progress;
 pub mod reference;
 
-pub use copy::{Options, install_crypto_provider, mirror};
+pub use copy::{
+    Options, Source, Transport, install_crypto_provider, is_referrer_tag, mirror, source_tags,
+};
 pub use credentials::{AuthFiles, Credentials};
 pub use error::MirrorError;
+pub use manifest::Platform;
 pub use progress::{BlobOutcome, ManifestOutcome, NoProgress, Progress, Summary};
 pub use reference::ImageRef;

@@ -1,6 +1,8 @@
 //! What a copy reports while it runs, and the summary at the end.
 
+use super::error::MirrorError;
 use std::fmt;
+use std::time::Duration;
 
 /// What happened to one blob.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +47,8 @@ impl ManifestOutcome {
 pub trait Progress: Send + Sync {
     /// The source was read: this many manifests and distinct blobs of this total size.
     fn planned(&self, _manifests: usize, _blobs: usize, _bytes: u64) {}
+    /// A request failed in a way that may pass; it runs again after `after`.
+    fn retrying(&self, _error: &MirrorError, _after: Duration) {}
     /// A blob starts streaming from the source to the destination.
     fn blob_transfer_started(&self, _digest: &str, _size: u64) {}
     /// `bytes` more of the blob went through.
@@ -67,7 +71,8 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 /// The result of a copy.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub source: String,
     pub destination: String,
@@ -85,6 +90,25 @@ pub struct Summary {
     pub blobs_mounted: usize,
     /// The destination already held this digest under the reference: nothing was sent.
     pub up_to_date: bool,
+    /// Requests that failed in a way that may pass and ran again.
+    pub retries: usize,
+    /// Blob bytes sent by upload attempts that then failed (sent again).
+    pub bytes_resent: u64,
+    /// Referrers (signatures, attestations, SBOMs) and cosign tags copied or
+    /// already there; their blobs and manifests are counted above.
+    pub referrers: usize,
+}
+
+impl Summary {
+    /// Adds the counts of a copy made along with this one (a referrer).
+    pub fn absorb(&mut self, other: &Summary) {
+        self.manifests_pushed += other.manifests_pushed;
+        self.manifests_skipped += other.manifests_skipped;
+        self.blobs_copied += other.blobs_copied;
+        self.bytes_uploaded += other.bytes_uploaded;
+        self.blobs_skipped += other.blobs_skipped;
+        self.blobs_mounted += other.blobs_mounted;
+    }
 }
 
 impl fmt::Display for Summary {
@@ -93,7 +117,8 @@ impl fmt::Display for Summary {
         write!(
             f,
             "mirrored {} -> {} digest={} platforms={} blobs_copied={} bytes_uploaded={} \
-             blobs_skipped={} blobs_mounted={} manifests_pushed={} manifests_skipped={} up_to_date={}",
+             blobs_skipped={} blobs_mounted={} manifests_pushed={} manifests_skipped={} up_to_date={} \
+             referrers={} retries={} bytes_resent={}",
             self.source,
             self.destination,
             self.digest,
@@ -104,7 +129,10 @@ impl fmt::Display for Summary {
             self.blobs_mounted,
             self.manifests_pushed,
             self.manifests_skipped,
-            self.up_to_date
+            self.up_to_date,
+            self.referrers,
+            self.retries,
+            self.bytes_resent
         )
     }
 }
@@ -129,7 +157,7 @@ mod tests {
             s.to_string(),
             "mirrored a/b:v1 -> c/d:v1 digest=sha256:ab platforms=2 blobs_copied=3 \
              bytes_uploaded=1024 blobs_skipped=1 blobs_mounted=0 manifests_pushed=0 \
-             manifests_skipped=0 up_to_date=false"
+             manifests_skipped=0 up_to_date=false referrers=0 retries=0 bytes_resent=0"
         );
     }
 }

@@ -53,10 +53,10 @@ impl ImageRef {
 
     /// A destination: without tag and digest it takes the source's tag (none when
     /// the source is pinned by digest alone: the copy is then addressed by digest).
-    pub fn destination(text: &str, source: &ImageRef) -> Result<Self, MirrorError> {
+    pub fn destination(text: &str, source_tag: Option<&str>) -> Result<Self, MirrorError> {
         let mut r = Self::parse(text)?;
         if r.tag.is_none() && r.digest.is_none() {
-            r.tag = source.tag.clone();
+            r.tag = source_tag.map(str::to_string);
         }
         Ok(r)
     }
@@ -339,12 +339,12 @@ mod tests {
     #[test]
     fn destination_takes_the_source_tag_only_when_it_has_none() {
         let src = ImageRef::source("quay.io/org/app:1.2").unwrap();
-        let dst = ImageRef::destination("123.dkr.ecr.us-east-1.amazonaws.com/app", &src).unwrap();
+        let dst = ImageRef::destination("123.dkr.ecr.us-east-1.amazonaws.com/app", src.tag.as_deref()).unwrap();
         assert_eq!(dst.tag.as_deref(), Some("1.2"));
-        let dst = ImageRef::destination("ecr.example/app:stable", &src).unwrap();
+        let dst = ImageRef::destination("ecr.example/app:stable", src.tag.as_deref()).unwrap();
         assert_eq!(dst.tag.as_deref(), Some("stable"));
         let pinned = ImageRef::source(&format!("quay.io/org/app@{D}")).unwrap();
-        let dst = ImageRef::destination("ecr.example/app", &pinned).unwrap();
+        let dst = ImageRef::destination("ecr.example/app", pinned.tag.as_deref()).unwrap();
         assert_eq!((dst.tag, dst.digest), (None, None));
     }
 

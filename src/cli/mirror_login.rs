@@ -1,0 +1,360 @@
+//! Where `mirror` gets registry credentials, per side: that side's authfiles
+//! (`--src-authfile`, `--dest-authfile`), then the shared ones (`--authfile`),
+//! each with its credential helpers (`ecr_operator::oci::credentials`); with no
+//! authfile flag at all, the default Docker config file. Where none gives
+//! credentials for an ECR registry host, `mirror` logs in by itself: one
+//! GetAuthorizationToken per region with the identity of `token` (the standard
+//! AWS environment, then --via-role-arn/--role-arn), the same code path
+//! (`Identity::fetch_token`).
+
+use super::aws_args::{self, AwsArgs};
+use super::exit;
+use anyhow::Context as _;
+use ecr_operator::aws::auth_token::AuthToken;
+use ecr_operator::aws::registry_hosts::{EcrHost, parse_registry_host};
+use ecr_operator::oci::{AuthFiles, Credentials, ImageRef, Source};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+#[command(next_help_heading = "Credentials")]
+pub struct LoginArgs {
+    /// Docker config file with registry credentials ("auths", "credHelpers",
+    /// "credsStore"), for both sides. Repeatable: the first file that gives
+    /// credentials for a registry wins. A missing file is an error. Default (when
+    /// no authfile flag is given): $DOCKER_CONFIG/config.json or
+    /// ~/.docker/config.json, if present.
+    #[arg(long = "authfile", value_name = "PATH")]
+    authfiles: Vec<PathBuf>,
+
+    /// Docker config file for the source only, searched before the --authfile
+    /// files. Repeatable.
+    #[arg(long = "src-authfile", value_name = "PATH")]
+    src_authfiles: Vec<PathBuf>,
+
+    /// Docker config file for the destination only, searched before the
+    /// --authfile files. Repeatable.
+    #[arg(long = "dest-authfile", value_name = "PATH")]
+    dest_authfiles: Vec<PathBuf>,
+
+    /// Do not log in to ECR by itself: a registry host
+    /// <account>.dkr.ecr.<region>.amazonaws.com (or another ECR host) without
+    /// credentials in the authfiles is then accessed anonymously.
+    #[arg(long)]
+    no_ecr_login: bool,
+
+    #[command(flatten)]
+    identity: LoginIdentity,
+}
+
+/// The identity flags of `token` (`AwsArgs` without --region: the region is the
+/// registry host's).
+#[derive(clap::Args)]
+#[command(next_help_heading = "ECR login (when no authfile has credentials for an ECR host)")]
+struct LoginIdentity {
+    /// Assume this IAM role before calling ECR's GetAuthorizationToken, e.g.
+    /// arn:aws:iam::123456789012:role/ecr-push. The caller's credentials come from
+    /// the default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web
+    /// identity, EKS Pod Identity, instance profile).
+    #[arg(long, value_name = "ARN", value_parser = aws_args::parse_role_arn,
+          conflicts_with = "no_ecr_login")]
+    role_arn: Option<String>,
+
+    /// External ID that the trust policy of --role-arn requires (sts:ExternalId).
+    #[arg(long, value_name = "ID", requires = "role_arn", value_parser = aws_args::parse_external_id)]
+    external_id: Option<String>,
+
+    /// Role chaining: assume this intermediate role first, then --role-arn with the
+    /// intermediate role's credentials.
+    #[arg(long, value_name = "ARN", requires = "role_arn", value_parser = aws_args::parse_role_arn)]
+    via_role_arn: Option<String>,
+
+    /// External ID that the trust policy of --via-role-arn requires.
+    #[arg(long, value_name = "ID", requires = "via_role_arn", value_parser = aws_args::parse_external_id)]
+    via_external_id: Option<String>,
+
+    /// Role session name of the assumed roles, visible in CloudTrail.
+    /// Default: ecr-operator.
+    #[arg(long, value_name = "NAME", requires = "role_arn", value_parser = aws_args::parse_session_name)]
+    session_name: Option<String>,
+
+    /// Lifetime of the --role-arn session in seconds, 900 to 43200. Default: 3600.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        requires = "role_arn",
+        value_parser = clap::value_parser!(i32).range(900..=43200)
+    )]
+    duration_seconds: Option<i32>,
+}
+
+impl LoginIdentity {
+    /// The same identity as `token` takes, in `region` (set by the caller).
+    fn aws_args(&self) -> AwsArgs {
+        AwsArgs {
+            region: None,
+            role_arn: self.role_arn.clone(),
+            external_id: self.external_id.clone(),
+            via_role_arn: self.via_role_arn.clone(),
+            via_external_id: self.via_external_id.clone(),
+            session_name: self.session_name.clone(),
+            duration_seconds: self.duration_seconds,
+        }
+    }
+
+    /// Who asks for the token, in terms of the flags (external IDs named, not shown).
+    fn describe(&self) -> String {
+        let Some(role) = &self.role_arn else {
+            return "the default AWS credential chain".into();
+        };
+        let mut s = format!("--role-arn {role}");
+        if self.external_id.is_some() {
+            s.push_str(" --external-id …");
+        }
+        if let Some(via) = &self.via_role_arn {
+            s.push_str(&format!(" --via-role-arn {via}"));
+            if self.via_external_id.is_some() {
+                s.push_str(" --via-external-id …");
+            }
+        }
+        if let Some(name) = &self.session_name {
+            s.push_str(&format!(" --session-name {name}"));
+        }
+        if let Some(d) = self.duration_seconds {
+            s.push_str(&format!(" --duration-seconds {d}"));
+        }
+        s
+    }
+}
+
+impl LoginArgs {
+    /// The credentials of the source's side and of the destination's.
+    pub async fn auth_files(
+        &self,
+        source: &Source,
+        destination: &ImageRef,
+    ) -> anyhow::Result<(AuthFiles, AuthFiles)> {
+        let (src_paths, dst_paths) = self.paths();
+        let (mut src, mut dst) = match (src_paths, dst_paths) {
+            (Some(s), Some(d)) => (AuthFiles::read(&s)?, AuthFiles::read(&d)?),
+            _ => (AuthFiles::load(&[])?, AuthFiles::load(&[])?),
+        };
+        if !self.no_ecr_login {
+            let mut tokens = HashMap::new();
+            if let Source::Registry(image) = source {
+                src = self.ecr_login(src, image, &mut tokens).await?;
+            }
+            dst = self.ecr_login(dst, destination, &mut tokens).await?;
+        }
+        Ok((src, dst))
+    }
+
+    /// The files of each side, in search order; None: no authfile flag was given
+    /// (the default file serves both).
+    fn paths(&self) -> (Option<Vec<PathBuf>>, Option<Vec<PathBuf>>) {
+        if self.authfiles.is_empty()
+            && self.src_authfiles.is_empty()
+            && self.dest_authfiles.is_empty()
+        {
+            return (None, None);
+        }
+        let side = |own: &[PathBuf]| own.iter().chain(&self.authfiles).cloned().collect();
+        (
+            Some(side(&self.src_authfiles)),
+            Some(side(&self.dest_authfiles)),
+        )
+    }
+
+    /// `files`, with ECR login credentials for `image`'s registry when it is an
+    /// ECR host that `files` has no credentials for. `tokens`: one per region.
+    async fn ecr_login(
+        &self,
+        files: AuthFiles,
+        image: &ImageRef,
+        tokens: &mut HashMap<String, AuthToken>,
+    ) -> anyhow::Result<AuthFiles> {
+        let Some(ecr) = ecr_host(&image.registry) else {
+            return Ok(files);
+        };
+        if files.lookup(&image.registry, &image.repository)?.is_some() {
+            return Ok(files);
+        }
+        let token = match tokens.get(&ecr.region) {
+            Some(t) => t.clone(),
+            None => {
+                let t = self.fetch_token(&image.registry, &ecr).await?;
+                tokens.insert(ecr.region.clone(), t.clone());
+                t
+            }
+        };
+        let origin = format!(
+            "ECR login (GetAuthorizationToken as {} in {})",
+            self.identity.describe(),
+            ecr.region
+        );
+        Ok(files.with_login(
+            &image.registry,
+            Credentials {
+                username: token.username,
+                password: token.password,
+                file: PathBuf::from(origin),
+            },
+        ))
+    }
+
+    /// One token for `ecr.region`, by `token`'s code path; the error says what
+    /// was tried, and is retryable (exit 3) where AWS may answer later.
+    async fn fetch_token(&self, host: &str, ecr: &EcrHost) -> anyhow::Result<AuthToken> {
+        let aws = self.identity.aws_args();
+        let region = &ecr.region;
+        tracing::info!(
+            host,
+            region,
+            identity = %self.identity.describe(),
+            "no authfile credentials for this ECR registry: logging in with GetAuthorizationToken"
+        );
+        let base = aws_args::base_config(region).await;
+        let token = aws.identity(region).fetch_token(&base).await.map_err(|e| {
+            let transient = e.is_transient();
+            let e = aws.explain(e).context(format!(
+                "ECR login for {host} failed (GetAuthorizationToken in region {region} as {}); \
+                 give credentials for {host} in an authfile, or pass --no-ecr-login to skip it",
+                self.identity.describe()
+            ));
+            if transient { exit::retryable(e) } else { e }
+        })?;
+        if let Some(account) = token.account.as_deref().filter(|a| *a != ecr.account) {
+            tracing::debug!(
+                host,
+                token_account = account,
+                "the token is of another account than the registry's; it serves every registry the identity may use"
+            );
+        }
+        Ok(token)
+    }
+}
+
+/// The ECR host of a reference's registry (`host[:port]`), if it is one.
+fn ecr_host(registry: &str) -> Option<EcrHost> {
+    let host = match registry.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => registry,
+    };
+    parse_registry_host(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        login: LoginArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<LoginArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("mirror").chain(args.iter().copied())).map(|c| c.login)
+    }
+
+    #[test]
+    fn side_files_come_before_the_shared_ones_and_the_default_only_without_flags() {
+        let l = parse(&[]).unwrap();
+        assert_eq!(l.paths(), (None, None));
+        let l = parse(&[
+            "--authfile",
+            "shared",
+            "--src-authfile",
+            "s1",
+            "--dest-authfile",
+            "d1",
+            "--src-authfile",
+            "s2",
+        ])
+        .unwrap();
+        let p = |v: &[&str]| Some(v.iter().map(PathBuf::from).collect::<Vec<_>>());
+        assert_eq!(
+            l.paths(),
+            (p(&["s1", "s2", "shared"]), p(&["d1", "shared"]))
+        );
+        let l = parse(&["--src-authfile", "s"]).unwrap();
+        assert_eq!(l.paths(), (p(&["s"]), p(&[])));
+    }
+
+    #[test]
+    fn identity_flags_as_token_takes_them() {
+        let l = parse(&[]).unwrap();
+        assert_eq!(l.identity.describe(), "the default AWS credential chain");
+        let l = parse(&[
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/push",
+            "--external-id",
+            "secret-ish",
+            "--via-role-arn",
+            "arn:aws:iam::111111111111:role/hub",
+            "--session-name",
+            "ci",
+        ])
+        .unwrap();
+        let d = l.identity.describe();
+        assert_eq!(
+            d,
+            "--role-arn arn:aws:iam::123456789012:role/push --external-id … --via-role-arn arn:aws:iam::111111111111:role/hub --session-name ci"
+        );
+        let id = l.identity.aws_args().identity("eu-west-1");
+        let role = id.assume_role.unwrap();
+        assert_eq!(role.external_id.as_deref(), Some("secret-ish"));
+        assert_eq!(
+            role.via.unwrap().role_arn,
+            "arn:aws:iam::111111111111:role/hub"
+        );
+        assert_eq!(id.region, "eu-west-1");
+        // As for token: the role's flags need --role-arn; and no role without login.
+        assert!(parse(&["--external-id", "x1"]).is_err());
+        assert!(parse(&["--role-arn", "nope"]).is_err());
+        assert!(
+            parse(&[
+                "--no-ecr-login",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/push"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn ecr_hosts_with_or_without_a_port() {
+        let h = ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com:443").unwrap();
+        assert_eq!(
+            (h.account.as_str(), h.region.as_str()),
+            ("123456789012", "eu-west-1")
+        );
+        assert!(ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").is_some());
+        assert!(ecr_host("127.0.0.1:5000").is_none());
+        assert!(ecr_host("docker.io").is_none());
+    }
+
+    #[tokio::test]
+    async fn no_login_where_an_authfile_has_credentials_or_the_host_is_not_ecr() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.json");
+        std::fs::write(
+            &file,
+            r#"{"auths":{"123456789012.dkr.ecr.eu-west-1.amazonaws.com":{"auth":"QVdTOnRvaw=="}}}"#,
+        )
+        .unwrap();
+        let l = parse(&["--authfile", file.to_str().unwrap()]).unwrap();
+        let src = Source::parse("registry.example/app:1").unwrap();
+        let dst = ImageRef::destination("123456789012.dkr.ecr.eu-west-1.amazonaws.com/app", None)
+            .unwrap();
+        // No AWS call is made (there is no AWS here): both sides are served.
+        let (s, d) = l.auth_files(&src, &dst).await.unwrap();
+        assert!(s.lookup("registry.example", "app").unwrap().is_none());
+        let c = d.lookup(&dst.registry, &dst.repository).unwrap().unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.file.as_path()),
+            ("AWS", file.as_path())
+        );
+    }
+}
