@@ -74,8 +74,10 @@ pub struct TokenArgs {
     )]
     endpoints: Vec<Endpoint>,
 
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Json)]
+    /// Output format (`--format` is the same flag: `--output` is the name every
+    /// command shares).
+    #[arg(long = "output", short = 'o', visible_alias = "format", value_enum,
+          default_value_t = Format::Json)]
     format: Format,
 
     /// Merge the credentials into a Docker config file instead of printing them:

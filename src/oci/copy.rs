@@ -205,6 +205,8 @@ impl Side {
 }
 
 /// Where the source's manifests and blobs come from.
+// One per copy: the size of the registry variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Origin {
     Registry {
         side: Side,

@@ -1,29 +1,29 @@
-//! `ecr-operator repos`: the repositories of a registry (DescribeRepositories,
-//! every page), with the identity flags of `token`.
+//! `ecr-operator repos` / `repos list`: the repositories of a registry
+//! (DescribeRepositories, every page).
 
-use super::aws_args::{self, AwsArgs, EXIT_CODES};
-use anyhow::Context as _;
+use super::super::aws_args::{self, AwsArgs};
+use super::super::exit::EXIT_CODES;
 use aws_sdk_ecr::types::Repository;
 use ecr_operator::aws::failure::AwsFailure;
-use std::io::Write as _;
 
 pub const LONG_ABOUT: &str = "\
 List the ECR repositories of a registry: name, URI, creation time, tag mutability \
-and scan-on-push. Reads every page of DescribeRepositories.
+and scan-on-push. Reads every page of DescribeRepositories. `ecr-operator repos` \
+alone does the same.
 
 Credentials and roles work as for `ecr-operator token`: the standard AWS environment, \
 then --via-role-arn and --role-arn. The identity needs ecr:DescribeRepositories.";
 
 const AFTER_HELP: &str = "\
 Examples:
-  ecr-operator repos --region eu-west-1
-  ecr-operator repos --region eu-west-1 --registry-id 210987654321 \\
+  ecr-operator repos list --region eu-west-1
+  ecr-operator repos list --region eu-west-1 --registry-id 210987654321 \\
     --role-arn arn:aws:iam::210987654321:role/ecr-read --output json | jq -r '.[].uri'
 ";
 
 #[derive(clap::Args)]
 #[command(after_help = format!("{AFTER_HELP}\n{EXIT_CODES}"))]
-pub struct ReposArgs {
+pub struct ListArgs {
     /// 12-digit account ID of the registry to list. Default: the account of the credentials.
     #[arg(long, value_name = "ACCOUNT", value_parser = aws_args::parse_account_id)]
     registry_id: Option<String>,
@@ -82,16 +82,8 @@ impl From<&Repository> for Repo {
     }
 }
 
-pub async fn run(args: ReposArgs) -> anyhow::Result<()> {
-    let region = args.aws.region_or_exit("repos");
-    let base = aws_args::base_config(&region).await;
-    let config = args
-        .aws
-        .identity(&region)
-        .sdk_config(&base)
-        .await
-        .map_err(|e| args.aws.explain(e))?;
-    let ecr = aws_sdk_ecr::Client::new(&config);
+pub async fn run(args: ListArgs, subcommand: &str) -> anyhow::Result<()> {
+    let (ecr, region) = super::ecr_client(&args.aws, subcommand).await?;
     let mut pages = ecr
         .describe_repositories()
         .set_registry_id(args.registry_id.clone())
@@ -102,7 +94,8 @@ pub async fn run(args: ReposArgs) -> anyhow::Result<()> {
     let mut stream = pages.items().send();
     let mut repos = Vec::new();
     while let Some(item) = stream.next().await {
-        let repo = item.map_err(|e| describe_error(AwsFailure::of(&e)))?;
+        let repo =
+            item.map_err(|e| super::aws_error("DescribeRepositories", AwsFailure::of(&e)))?;
         repos.push(Repo::from(&repo));
     }
     repos.sort_by(|a, b| a.name.cmp(&b.name));
@@ -116,40 +109,14 @@ pub async fn run(args: ReposArgs) -> anyhow::Result<()> {
         }
         Output::Table if repos.is_empty() => {
             eprintln!(
-                "no repositories in the registry of {} in {region}",
-                args.registry_id
-                    .as_deref()
-                    .unwrap_or("the credentials' account")
+                "no repositories in {} in {region}",
+                super::registry_label(args.registry_id.as_deref())
             );
             String::new()
         }
         Output::Table => table(&repos),
     };
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .context("cannot write to standard output")
-}
-
-fn describe_error(failure: AwsFailure) -> anyhow::Error {
-    match failure {
-        AwsFailure::Throttled => anyhow::anyhow!(
-            "AWS throttled DescribeRepositories (rate exceeded) and the retries ran out; try again in a moment, or raise AWS_MAX_ATTEMPTS (default 3)"
-        ),
-        AwsFailure::Denied(detail) => anyhow::anyhow!(
-            "access denied on ecr:DescribeRepositories: {detail}; allow ecr:DescribeRepositories in the identity's IAM policy, or check --registry-id"
-        ),
-        AwsFailure::Network(detail) => anyhow::anyhow!(
-            "cannot reach AWS for DescribeRepositories: {detail}; check network, HTTPS_PROXY/NO_PROXY and AWS_ENDPOINT_URL"
-        ),
-        AwsFailure::Timeout(detail) => anyhow::anyhow!(
-            "AWS did not answer DescribeRepositories in time ({detail}); check the endpoint and HTTPS_PROXY/NO_PROXY, then try again"
-        ),
-        AwsFailure::Unavailable(detail) | AwsFailure::Other(detail) => {
-            anyhow::anyhow!("AWS error on DescribeRepositories: {detail}")
-        }
-    }
+    super::print(&out)
 }
 
 /// Left-aligned columns separated by three spaces, like kubectl's.
