@@ -46,17 +46,72 @@ impl Partition {
 
 /// The registry host of `account` in `region` for one endpoint variant.
 pub fn registry_host(account: &str, region: &str, endpoint: Endpoint) -> String {
+    let (fips, dual_stack) = match endpoint {
+        Endpoint::Standard => (false, false),
+        Endpoint::Fips => (true, false),
+        Endpoint::DualStack => (false, true),
+    };
+    variant_host(account, region, fips, dual_stack)
+}
+
+/// The one table of host shapes: `dkr.ecr`, `dkr.ecr-fips` under the partition's
+/// suffix; `dkr-ecr`, `dkr-ecr-fips` under its dual-stack suffix.
+fn variant_host(account: &str, region: &str, fips: bool, dual_stack: bool) -> String {
     let partition = Partition::of_region(region);
-    match endpoint {
-        Endpoint::Standard => format!("{account}.dkr.ecr.{region}.{}", partition.suffix()),
-        Endpoint::Fips => format!("{account}.dkr.ecr-fips.{region}.{}", partition.suffix()),
-        Endpoint::DualStack => {
-            format!(
-                "{account}.dkr-ecr.{region}.{}",
-                partition.dual_stack_suffix()
-            )
-        }
+    let (service, suffix) = match (fips, dual_stack) {
+        (false, false) => ("dkr.ecr", partition.suffix()),
+        (true, false) => ("dkr.ecr-fips", partition.suffix()),
+        (false, true) => ("dkr-ecr", partition.dual_stack_suffix()),
+        (true, true) => ("dkr-ecr-fips", partition.dual_stack_suffix()),
+    };
+    format!("{account}.{service}.{region}.{suffix}")
+}
+
+/// A private ECR registry host taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrHost {
+    /// The registry ID: the 12-digit account.
+    pub account: String,
+    pub region: String,
+    pub fips: bool,
+    pub dual_stack: bool,
+}
+
+/// Reads an ECR registry host (no port, no scheme): `<account>.dkr.ecr.<region>.amazonaws.com`,
+/// `.dkr.ecr-fips.`, `.amazonaws.com.cn`, the other partitions' suffixes, and the
+/// dual-stack `<account>.dkr-ecr.<region>.on.aws` (and `dkr-ecr-fips`). A host of
+/// another shape, or whose suffix is not its region's partition's, is None.
+pub fn parse_registry_host(host: &str) -> Option<EcrHost> {
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let (account, rest) = host.split_once('.')?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    let (fips, dual_stack, rest) = [
+        ("dkr.ecr.", false, false),
+        ("dkr.ecr-fips.", true, false),
+        ("dkr-ecr.", false, true),
+        ("dkr-ecr-fips.", true, true),
+    ]
+    .into_iter()
+    .find_map(|(prefix, fips, ds)| rest.strip_prefix(prefix).map(|r| (fips, ds, r)))?;
+    let (region, _) = rest.split_once('.')?;
+    let parts: Vec<&str> = region.split('-').collect();
+    let region_ok = parts.len() >= 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit());
+    // The suffix must be the one this region's partition has: built from the same
+    // table as the hosts the operator writes.
+    (region_ok && variant_host(account, region, fips, dual_stack) == host).then(|| EcrHost {
+        account: account.to_string(),
+        region: region.to_string(),
+        fips,
+        dual_stack,
+    })
 }
 
 /// Every host to write: each account with each endpoint variant, sorted and unique.
@@ -130,6 +185,77 @@ mod tests {
                 "210987654321.dkr.ecr.us-east-1.amazonaws.com",
             ]
         );
+    }
+
+    #[test]
+    fn ecr_hosts_are_parsed_in_every_shape() {
+        let parsed =
+            |h: &str| parse_registry_host(h).map(|e| (e.account, e.region, e.fips, e.dual_stack));
+        let a = "123456789012".to_string();
+        let r = |s: &str| s.to_string();
+        assert_eq!(
+            parsed("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some((a.clone(), r("eu-west-1"), false, false))
+        );
+        assert_eq!(
+            parsed("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com"),
+            Some((a.clone(), r("us-gov-west-1"), true, false))
+        );
+        assert_eq!(
+            parsed("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"),
+            Some((a.clone(), r("cn-north-1"), false, false))
+        );
+        assert_eq!(
+            parsed("123456789012.dkr-ecr.us-east-1.on.aws"),
+            Some((a.clone(), r("us-east-1"), false, true))
+        );
+        assert_eq!(
+            parsed("123456789012.dkr-ecr-fips.us-east-1.on.aws"),
+            Some((a.clone(), r("us-east-1"), true, true))
+        );
+        assert_eq!(
+            parsed("123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn"),
+            Some((a.clone(), r("cn-northwest-1"), false, true))
+        );
+        assert_eq!(
+            parsed("123456789012.dkr.ecr.us-iso-east-1.c2s.ic.gov"),
+            Some((a.clone(), r("us-iso-east-1"), false, false))
+        );
+        // Case and a trailing dot do not matter.
+        assert_eq!(
+            parsed("123456789012.DKR.ECR.eu-west-1.AmazonAWS.com."),
+            Some((a.clone(), r("eu-west-1"), false, false))
+        );
+        // Every host the operator writes parses back to its parts.
+        for region in ["eu-west-1", "cn-north-1", "us-gov-east-1", "us-isob-east-1"] {
+            for e in [Endpoint::Standard, Endpoint::Fips, Endpoint::DualStack] {
+                let h = registry_host(&a, region, e);
+                let p = parse_registry_host(&h).unwrap_or_else(|| panic!("{h}"));
+                assert_eq!(
+                    (p.account.as_str(), p.region.as_str()),
+                    (a.as_str(), region)
+                );
+            }
+        }
+        for not_ecr in [
+            "registry.example",
+            "127.0.0.1:5000",
+            "12345678901.dkr.ecr.eu-west-1.amazonaws.com",
+            "1234567890123.dkr.ecr.eu-west-1.amazonaws.com",
+            "12345678901x.dkr.ecr.eu-west-1.amazonaws.com",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.evil.example",
+            "123456789012.dkr.ecr.eu-west-1.example.com",
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com.cn",
+            "123456789012.dkr.ecr.eu-west.amazonaws.com",
+            "123456789012.dkr.ecr..amazonaws.com",
+            "123456789012.dkr.ecr.eu_west-1.amazonaws.com",
+            "123456789012.ecr.eu-west-1.amazonaws.com",
+            "public.ecr.aws",
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com:443",
+        ] {
+            assert_eq!(parse_registry_host(not_ecr), None, "{not_ecr}");
+        }
     }
 
     #[test]

@@ -37,8 +37,15 @@ mounted from the source repository; otherwise they stream through without being 
 held in memory.
 
 References are [registry/]repository[:tag][@digest], Docker Hub and :latest when \
-left out. A DESTINATION without tag or digest takes the SOURCE's tag; --tag adds \
-more tags.
+left out. SOURCE may also be an image on disk (no Docker daemon needed): \
+oci:DIR[:TAG], an OCI image layout, copied byte for byte (TAG picks the manifest of \
+index.json whose org.opencontainers.image.ref.name is TAG, else index.json must list \
+one; DIR may contain ':', only a valid tag after the last ':' is TAG), or \
+docker-archive:FILE[:REF], what `docker save` writes (REF, one of its RepoTags, picks \
+an image when it holds several), pushed as a Docker schema 2 manifest made from it. \
+A DESTINATION without tag or digest takes the SOURCE's tag (a layout's TAG or \
+ref.name, an archive's only RepoTag; with none, the copy is pushed by digest only); \
+--tag adds more tags.
 
 Credentials come from Docker config files (the .dockerconfigjson format the operator \
 writes): each --authfile in order, the first file with an entry for a registry wins; \

@@ -9,7 +9,6 @@
 
 use super::aws_args::{self, AwsArgs};
 use super::exit;
-use anyhow::Context as _;
 use ecr_operator::aws::auth_token::AuthToken;
 use ecr_operator::aws::registry_hosts::{EcrHost, parse_registry_host};
 use ecr_operator::oci::{AuthFiles, Credentials, ImageRef, Source};

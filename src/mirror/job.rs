@@ -186,6 +186,9 @@ pub fn mirror_args(mirror: &EcrMirror, resolved: &Resolved) -> Vec<String> {
         ]);
     }
     args.extend(["--digest-file".to_string(), DIGEST_FILE.to_string()]);
+    // Only the secrets mounted above: never a token from whatever AWS identity the
+    // pod could reach (the node's instance profile).
+    args.push("--no-ecr-login".to_string());
     // Ends the copy with its own error a little before Kubernetes' deadline kills
     // the pod, so the cause reaches the termination message.
     let deadline = active_deadline_seconds(mirror);
@@ -592,6 +595,7 @@ mod tests {
                 "/var/run/ecr-operator/ecr/.dockerconfigjson",
                 "--digest-file",
                 "/dev/termination-log",
+                "--no-ecr-login",
                 "--timeout",
                 "3240s",
             ]
@@ -615,6 +619,7 @@ mod tests {
                 "/var/run/ecr-operator/other/.dockerconfigjson",
                 "--digest-file",
                 "/dev/termination-log",
+                "--no-ecr-login",
                 "--timeout",
                 "3240s",
             ]

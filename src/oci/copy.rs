@@ -626,7 +626,7 @@ impl Copier {
             }
             (Origin::Local(image), Some(d)) => {
                 let bytes = image.manifest(d)?;
-                let digest = sha256_digest(&bytes);
+                let digest = digest_like(d, &bytes);
                 (image.name(), bytes, digest, None)
             }
         };
@@ -687,7 +687,7 @@ impl Copier {
             }
             Origin::Local(image) => {
                 let bytes = image.manifest(&child.digest)?;
-                let digest = sha256_digest(&bytes);
+                let digest = digest_like(&child.digest, &bytes);
                 if digest != child.digest {
                     return Err(MirrorError::DigestMismatch {
                         reference: format!("{}@{}", image.name(), child.digest),
@@ -992,9 +992,20 @@ fn client_config(options: &Options, transport: Transport, jobs: usize) -> Client
 }
 
 fn sha256_digest(bytes: &[u8]) -> String {
-    let hash = sha2::Sha256::digest(bytes);
+    hex_digest("sha256", &sha2::Sha256::digest(bytes))
+}
+
+/// The digest of `bytes` with the algorithm of `like` (sha512 or sha256).
+fn digest_like(like: &str, bytes: &[u8]) -> String {
+    match like.split_once(':') {
+        Some(("sha512", _)) => hex_digest("sha512", &sha2::Sha512::digest(bytes)),
+        _ => sha256_digest(bytes),
+    }
+}
+
+fn hex_digest(algorithm: &str, hash: &[u8]) -> String {
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("{algorithm}:{hex}")
 }
 
 /// The destination as the summary names it: by the root's digest when it has no tag.
@@ -1242,6 +1253,16 @@ mod tests {
         assert_eq!(c.protocol, ClientProtocol::Https);
         assert!(!c.accept_invalid_certificates);
         assert!(c.extra_root_certificates.is_empty());
+    }
+
+    #[test]
+    fn digests_follow_the_algorithm_they_are_checked_against() {
+        assert_eq!(
+            sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(digest_like("sha512:00", b"").starts_with("sha512:cf83e1357eefb8bd"));
+        assert_eq!(digest_like(A, b""), sha256_digest(b""));
     }
 
     #[test]

@@ -449,6 +449,7 @@ async fn a_push_creates_the_repository_and_a_locked_down_job_and_claims_no_diges
             "/var/run/ecr-operator/other/.dockerconfigjson".into(),
             "--digest-file".into(),
             "/dev/termination-log".into(),
+            "--no-ecr-login".into(),
             "--timeout".into(),
             "3240s".into(),
         ]
