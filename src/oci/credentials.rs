@@ -9,7 +9,8 @@
 //! `docker-credential-<name> get` with the server URL on stdin (the host as the
 //! config key has it; Docker Hub's is `https://index.docker.io/v1/`); it answers
 //! `{"ServerURL","Username","Secret"}`, or "credentials not found in native
-//! keychain" (exit 1), which means none in this file (the next one is searched).
+//! keychain" (exit 1): then, unlike Docker, the file's `auths` entry for the host
+//! still counts (what `token --write-docker-config` writes), else the next file.
 //! Any other failure, and a helper missing from PATH, is an error. Each helper
 //! runs at most once per server URL.
 //!
@@ -208,7 +209,8 @@ impl AuthFiles {
                         "{origin} gave an identity token for {server_url}, which mirror does not support; looking further"
                     ),
                 }
-                continue;
+                // Unlike docker, the file's own `auths` entry still counts when the
+                // helper has nothing: `token --write-docker-config` writes there.
             }
             let Some((key, entry)) = best_entry(config, &host, repository) else {
                 continue;
@@ -846,6 +848,12 @@ mod tests {
         assert_eq!(user_of(&f, "t.example", "r"), Some("c".into()));
         assert_eq!(user_of(&f, "nothing.example", "r"), None);
         assert_eq!(h.log("token"), ["get t.example"]);
+        // Nothing in the store: the same file's auths entry.
+        let f = h.files(&[(
+            "a",
+            serde_json::json!({"credsStore": "empty", "auths": {"x.example": auth("a", "p")}}),
+        )]);
+        assert_eq!(user_of(&f, "x.example", "r"), Some("a".into()));
     }
 
     #[test]
