@@ -4,8 +4,8 @@
 use super::exit;
 use super::mirror_login::LoginArgs;
 use ecr_operator::oci::{
-    self, BlobOutcome, ImageRef, ManifestOutcome, MirrorError, Options, Progress, Source,
-    Summary, Transport,
+    self, BlobOutcome, ImageRef, ManifestOutcome, MirrorError, Options, Progress, Source, Summary,
+    Transport,
 };
 use ecr_operator::runtime::logging::LogFormat;
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,9 +23,10 @@ destination is the source's. What refers to the image comes along: OCI referrers
 (signatures, attestations, SBOMs) and cosign's sha256-<hex>.sig/.att/.sbom tags \
 (--no-referrers to skip). --all-tags copies every tag of a repository.
 
-Nothing is read twice: the source's digest and every destination tag are looked up \
-with HEAD requests first, and when they match the copy stops there (Docker Hub counts \
-manifest GETs, not HEADs, against its pull limit).
+An unchanged image is not read again: the source's digest and every destination tag \
+are looked up with HEAD requests first, and when they match no manifest of it is \
+fetched (Docker Hub counts manifest GETs, not HEADs, against its pull limit); its \
+referrers cost one referrers listing and one page of the tag list.
 
 A request that fails in a way that may pass (HTTP 408, 429, 5xx, a refused, reset or \
 stalled connection) is retried with exponential backoff and jitter (--retries); a blob \
@@ -224,9 +225,7 @@ pub async fn run(args: MirrorArgs, log_format: LogFormat) -> anyhow::Result<()> 
     let work = async {
         let copies = match args.all_tags {
             false => vec![(source, destination)],
-            true => {
-                every_tag(&args, &source, &destination, &src_auth, &options).await?
-            }
+            true => every_tag(&args, &source, &destination, &src_auth, &options).await?,
         };
         for (source, destination) in copies {
             let summary = oci::mirror(
@@ -338,8 +337,8 @@ fn read_ca_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     paths
         .iter()
         .map(|p| {
-            let pem = std::fs::read(p)
-                .map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", p.display()))?;
+            let pem =
+                std::fs::read(p).map_err(|e| anyhow::anyhow!("--ca-file {}: {e}", p.display()))?;
             if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
                 anyhow::bail!(
                     "--ca-file {}: no PEM certificate in it (expected -----BEGIN CERTIFICATE-----)",

@@ -280,7 +280,10 @@ pub async fn source_tags(
         let page = client
             .list_tags(&side.base, &side.auth, Some(PAGE), last.as_deref())
             .await
-            .map_err(|e| side.ctx("listing tags of", side.repository_name()).classify(e))?;
+            .map_err(|e| {
+                side.ctx("listing tags of", side.repository_name())
+                    .classify(e)
+            })?;
         let full = page.tags.len() >= PAGE;
         let before = tags.len();
         tags.extend(page.tags.into_iter().filter(|t| Some(t) != last.as_ref()));
@@ -310,7 +313,9 @@ pub fn is_referrer_tag(tag: &str) -> bool {
     let Some(hex) = tag.strip_prefix("sha256-") else {
         return false;
     };
-    let (hex, suffix) = hex.split_once('.').map_or((hex, None), |(h, s)| (h, Some(s)));
+    let (hex, suffix) = hex
+        .split_once('.')
+        .map_or((hex, None), |(h, s)| (h, Some(s)));
     hex.len() == 64
         && hex.bytes().all(|b| b.is_ascii_hexdigit())
         && suffix.is_none_or(|s| COSIGN_SUFFIXES.contains(&s))
@@ -430,7 +435,11 @@ impl Copier {
     /// tags. Where the destination does not list them afterwards (no referrers
     /// API), its referrers tag is written to list them, as the OCI spec asks of
     /// clients. Images on disk have none.
-    async fn copy_referrers(&self, subject: &str, summary: &mut Summary) -> Result<(), MirrorError> {
+    async fn copy_referrers(
+        &self,
+        subject: &str,
+        summary: &mut Summary,
+    ) -> Result<(), MirrorError> {
         let Origin::Registry { side, client } = &self.src else {
             return Ok(());
         };
@@ -439,48 +448,103 @@ impl Copier {
                 client
                     .pull_referrers(&side.image.by_digest(subject), None)
                     .await
-                    .map_err(|e| side.ctx("listing referrers of", side.blob_name(subject)).classify(e))
+                    .map_err(|e| {
+                        side.ctx("listing referrers of", side.blob_name(subject))
+                            .classify(e)
+                    })
             })
             .await?;
         let by_digest = |d: &str| vec![self.dst.image.push_target(None, d)];
         let source = Source::Registry(side.image.clone());
         for entry in &listed.manifests {
-            let copied = self.copy_image(&source, Some(&entry.digest), &by_digest).await?;
+            let copied = self
+                .copy_image(&source, Some(&entry.digest), &by_digest)
+                .await?;
             summary.absorb(&copied);
+            summary.up_to_date &= copied.up_to_date;
             summary.referrers += 1;
         }
-        if !listed.manifests.is_empty() {
-            self.list_referrers(subject, &listed.manifests).await?;
+        if !listed.manifests.is_empty() && self.list_referrers(subject, &listed.manifests).await? {
+            // The referrers index was written: a manifest pushed like any other.
+            summary.manifests_pushed += 1;
+            summary.up_to_date = false;
         }
-        for suffix in COSIGN_SUFFIXES {
-            let tag = format!("{}.{suffix}", referrers_tag(subject));
+        for tag in self.cosign_tags(side, client, subject).await? {
             let Some(digest) = self.source_digest(&side.image.by_tag(&tag)).await? else {
                 continue;
             };
             let copied = self
-                .copy_image(&source, Some(&digest), &|_| vec![self.dst.image.by_tag(&tag)])
+                .copy_image(&source, Some(&digest), &|_| {
+                    vec![self.dst.image.by_tag(&tag)]
+                })
                 .await?;
             summary.absorb(&copied);
+            summary.up_to_date &= copied.up_to_date;
             summary.referrers += 1;
         }
         Ok(())
     }
 
+    /// The cosign tags of `subject` the source holds, from one page of its tag list
+    /// starting after `sha256-<hex>` (where they sort): absent ones cost no
+    /// manifest request (a HEAD that finds nothing becomes a GET in oci-client,
+    /// and Docker Hub counts manifest GETs). Where the registry ignores `last`
+    /// (or cannot list), each tag is looked up instead.
+    async fn cosign_tags(
+        &self,
+        side: &Side,
+        client: &oci_client::Client,
+        subject: &str,
+    ) -> Result<Vec<String>, MirrorError> {
+        let after = referrers_tag(subject);
+        let wanted: Vec<String> = COSIGN_SUFFIXES
+            .iter()
+            .map(|s| format!("{after}.{s}"))
+            .collect();
+        let page = self
+            .retrying(|| async {
+                client
+                    .list_tags(&side.base, &side.auth, Some(wanted.len()), Some(&after))
+                    .await
+                    .map_err(|e| {
+                        side.ctx("listing tags of", side.repository_name())
+                            .classify(e)
+                    })
+            })
+            .await;
+        match page {
+            Ok(page) if page.tags.iter().all(|t| *t > after) => Ok(wanted
+                .into_iter()
+                .filter(|w| page.tags.contains(w))
+                .collect()),
+            Ok(_) => Ok(wanted),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list tags; looking up each cosign tag");
+                Ok(wanted)
+            }
+        }
+    }
+
     /// Makes the destination list `entries` as referrers of `subject`: nothing
     /// when it does already (its referrers API), else they are added to its
-    /// referrers tag.
+    /// referrers tag. True when that tag was written.
     async fn list_referrers(
         &self,
         subject: &str,
         entries: &[oci_client::manifest::ImageIndexEntry],
-    ) -> Result<(), MirrorError> {
+    ) -> Result<bool, MirrorError> {
         let name = self.dst.blob_name(subject);
         let mut index = self
             .retrying(|| async {
                 self.client
                     .pull_referrers(&self.dst.image.by_digest(subject), None)
                     .await
-                    .map_err(|e| self.dst.ctx("listing referrers of", name.clone()).classify(e))
+                    .map_err(|e| {
+                        self.dst
+                            .ctx("listing referrers of", name.clone())
+                            .classify(e)
+                    })
             })
             .await?;
         let absent: Vec<_> = entries
@@ -489,7 +553,7 @@ impl Copier {
             .cloned()
             .collect();
         if absent.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         index.manifests.extend(absent);
         index.schema_version = 2;
@@ -498,7 +562,9 @@ impl Copier {
         let tag = referrers_tag(subject);
         let digest = sha256_digest(&bytes);
         let node = node(&self.dst.repository_name(), bytes, digest, None)?;
-        self.push_manifest(self.dst.image.by_tag(&tag), &node).await
+        self.push_manifest(self.dst.image.by_tag(&tag), &node)
+            .await?;
+        Ok(true)
     }
 
     /// The digest the source holds under `reference`, None when it holds nothing.
@@ -635,12 +701,13 @@ impl Copier {
             return Ok(root);
         }
         if !self.platforms.is_empty() && matches!(root.parsed, Parsed::Index { .. }) {
-            let bytes = manifest::filter_platforms(&root.bytes, &self.platforms).map_err(
-                |reason| MirrorError::Unsupported {
-                    reference: format!("{name}@{}", root.digest),
-                    reason,
-                },
-            )?;
+            let bytes =
+                manifest::filter_platforms(&root.bytes, &self.platforms).map_err(|reason| {
+                    MirrorError::Unsupported {
+                        reference: format!("{name}@{}", root.digest),
+                        reason,
+                    }
+                })?;
             let digest = sha256_digest(&bytes);
             tracing::info!(
                 source_digest = root.digest,
