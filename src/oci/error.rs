@@ -106,7 +106,10 @@ impl MirrorError {
     /// Whether the same request may succeed later: the registry was busy (408,
     /// 429, 5xx) or the connection failed, was lost or stalled.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, MirrorError::Busy { .. } | MirrorError::Unreachable { .. })
+        matches!(
+            self,
+            MirrorError::Busy { .. } | MirrorError::Unreachable { .. }
+        )
     }
 }
 
@@ -463,7 +466,13 @@ mod tests {
         let e = ctx().classify(envelope(OciErrorCode::Toomanyrequests, ""));
         assert!(e.to_string().contains("answered too many requests"), "{e}");
         assert!(e.is_retryable());
-        for (code, retryable) in [(408, true), (429, true), (500, true), (501, false), (400, false)] {
+        for (code, retryable) in [
+            (408, true),
+            (429, true),
+            (500, true),
+            (501, false),
+            (400, false),
+        ] {
             let e = ctx().classify(OciDistributionError::ServerError {
                 code,
                 url: "u".into(),

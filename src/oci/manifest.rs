@@ -48,7 +48,11 @@ impl std::str::FromStr for Platform {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let parts: Vec<&str> = s.split('/').collect();
-        let word = |p: &&str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        let word = |p: &&str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        };
         match parts.as_slice() {
             [os, arch] if word(os) && word(arch) => Ok(Self {
                 os: os.to_string(),
@@ -95,7 +99,10 @@ pub fn filter_platforms(bytes: &[u8], wanted: &[Platform]) -> Result<Vec<u8>, St
         Some(Platform {
             os: p.get("os")?.as_str()?.to_string(),
             architecture: p.get("architecture")?.as_str()?.to_string(),
-            variant: p.get("variant").and_then(|v| v.as_str()).map(str::to_string),
+            variant: p
+                .get("variant")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
         })
     };
     let matches = |p: &Platform| {
@@ -119,16 +126,28 @@ pub fn filter_platforms(bytes: &[u8], wanted: &[Platform]) -> Result<Vec<u8>, St
             .collect();
         return Err(format!(
             "no manifest for {} in the index; it has {}",
-            wanted.iter().map(Platform::to_string).collect::<Vec<_>>().join(", "),
-            if available.is_empty() { "none".to_string() } else { available.join(", ") }
+            wanted
+                .iter()
+                .map(Platform::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if available.is_empty() {
+                "none".to_string()
+            } else {
+                available.join(", ")
+            }
         ));
     }
     entries.retain(|e| {
         let digest = e.get("digest").and_then(|d| d.as_str()).unwrap_or_default();
         let attests = e
-            .pointer(&format!("/annotations/{}", ATTESTATION_OF.replace('/', "~1")))
+            .pointer(&format!(
+                "/annotations/{}",
+                ATTESTATION_OF.replace('/', "~1")
+            ))
             .and_then(|d| d.as_str());
-        kept.iter().any(|k| k == digest || Some(k.as_str()) == attests)
+        kept.iter()
+            .any(|k| k == digest || Some(k.as_str()) == attests)
     });
     Ok(serde_json::to_vec(&index).expect("JSON of JSON"))
 }

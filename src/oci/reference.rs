@@ -339,7 +339,11 @@ mod tests {
     #[test]
     fn destination_takes_the_source_tag_only_when_it_has_none() {
         let src = ImageRef::source("quay.io/org/app:1.2").unwrap();
-        let dst = ImageRef::destination("123.dkr.ecr.us-east-1.amazonaws.com/app", src.tag.as_deref()).unwrap();
+        let dst = ImageRef::destination(
+            "123.dkr.ecr.us-east-1.amazonaws.com/app",
+            src.tag.as_deref(),
+        )
+        .unwrap();
         assert_eq!(dst.tag.as_deref(), Some("1.2"));
         let dst = ImageRef::destination("ecr.example/app:stable", src.tag.as_deref()).unwrap();
         assert_eq!(dst.tag.as_deref(), Some("stable"));
