@@ -931,7 +931,7 @@ mod tests {
         let cj = render_cron_job(&m, &ready_registry(), "img").unwrap();
         assert_eq!(
             cj.metadata.annotations.unwrap()[SPEC_HASH_ANNOTATION],
-            "7569a192b36f48a6"
+            "fd867eca6924fa71"
         );
         assert_eq!(sha256_hex(b"abc", 16), "ba7816bf8f01cfea");
     }
