@@ -315,7 +315,7 @@ async fn token_writes_docker_config_keeping_other_entries_and_the_result_pulls()
 }
 
 /// An ECR client of moto as this test's access key.
-async fn ecr_client(names: &TestNames) -> aws_sdk_ecr::Client {
+pub(crate) async fn ecr_client(names: &TestNames) -> aws_sdk_ecr::Client {
     let bed = Bed::get();
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_types::region::Region::new("us-east-1"))

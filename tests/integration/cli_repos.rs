@@ -9,6 +9,7 @@
 //! PutImageScanningConfiguration). It does not check that a KMS key exists (any
 //! `kmsKey` is stored as given), and it ignores SetRepositoryPolicy's `force`.
 
+use crate::cli::ecr_client;
 use crate::support::bed::{Bed, TestNames};
 use crate::support::faults::Faults;
 use serde_json::{Value, json};
@@ -98,24 +99,6 @@ async fn run(names: &TestNames, args: &[&str]) -> Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
-}
-
-/// An ECR client of moto as this test's access key.
-async fn ecr_client(names: &TestNames) -> aws_sdk_ecr::Client {
-    let bed = Bed::get();
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_types::region::Region::new("us-east-1"))
-        .endpoint_url(bed.var("AWS_ENDPOINT_URL"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            names.access_key_id(),
-            bed.var("AWS_SECRET_ACCESS_KEY"),
-            None,
-            None,
-            "test",
-        ))
-        .load()
-        .await;
-    aws_sdk_ecr::Client::new(&config)
 }
 
 /// The repository as moto has it.
