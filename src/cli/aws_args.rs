@@ -7,14 +7,18 @@ use aws_config::SdkConfig;
 use aws_types::region::Region;
 use ecr_operator::Error;
 use ecr_operator::aws::identity::Identity;
-use ecr_operator::crd::ecr_registry::{AssumeRole, Endpoint, ViaRole};
+use ecr_operator::crd::ecr_registry::{
+    AssumeRole, Endpoint, REGION_PATTERN, ROLE_ARN_PATTERN, ViaRole,
+};
+use regex::Regex;
+use std::sync::LazyLock;
 
 /// Exit codes, as the help of every command states them.
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "AWS identity")]
 pub struct AwsArgs {
-    /// AWS region of the registries, e.g. eu-west-1, cn-north-1, us-gov-west-1.
-    /// Default: $AWS_REGION, then $AWS_DEFAULT_REGION.
+    /// AWS region of the registries, e.g. eu-west-1, cn-north-1, us-gov-west-1,
+    /// eusc-de-east-1 (any partition). Default: $AWS_REGION, then $AWS_DEFAULT_REGION.
     #[arg(long, value_name = "REGION", value_parser = parse_region)]
     pub region: Option<String>,
 
@@ -172,48 +176,31 @@ pub fn usage_exit(subcommand: &str, message: &str) -> ! {
     .exit()
 }
 
-/// Same rule as the CRD's region pattern `^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$`.
+/// The CRD's region pattern, `REGION_PATTERN`: a region of any partition
+/// (us-east-1, cn-north-1, us-gov-west-1, us-isof-south-1, eusc-de-east-1, …).
 pub fn parse_region(s: &str) -> Result<String, String> {
-    let parts: Vec<&str> = s.split('-').collect();
-    let lower = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase());
-    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
-    let qualifier = |p: &str| {
-        p == "gov" || p == "iso" || (p.len() == 4 && p.starts_with("iso") && lower(&p[3..]))
-    };
-    let ok = match parts.as_slice() {
-        [cc, name, n] => cc.len() == 2 && lower(cc) && lower(name) && digits(n),
-        [cc, q, name, n] => cc.len() == 2 && lower(cc) && qualifier(q) && lower(name) && digits(n),
-        _ => false,
-    };
-    if ok {
+    static RE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(REGION_PATTERN).expect("valid REGION_PATTERN"));
+    if RE.is_match(s) {
         Ok(s.to_string())
     } else {
         Err(format!(
-            "{s:?} is not an AWS region like eu-west-1, cn-north-1 or us-gov-west-1"
+            "{s:?} is not an AWS region like eu-west-1, cn-north-1, us-gov-west-1 or eusc-de-east-1"
         ))
     }
 }
 
-/// Same rule as the CRD's `ROLE_ARN_PATTERN`.
+/// The CRD's `ROLE_ARN_PATTERN`: a role ARN of any partition (arn:aws:…,
+/// arn:aws-cn:…, arn:aws-us-gov:…, arn:aws-iso[-b|-e|-f]:…, arn:aws-eusc:…).
 pub fn parse_role_arn(s: &str) -> Result<String, String> {
-    let err =
-        || format!("{s:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/ecr-pull");
-    let rest = s.strip_prefix("arn:").ok_or_else(err)?;
-    let (partition, rest) = rest.split_once(':').ok_or_else(err)?;
-    if !["aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"].contains(&partition) {
-        return Err(err());
-    }
-    let rest = rest.strip_prefix("iam::").ok_or_else(err)?;
-    let (account, rest) = rest.split_once(':').ok_or_else(err)?;
-    let name = rest.strip_prefix("role/").ok_or_else(err)?;
-    let name_ok = (1..=512).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_/-".contains(&b));
-    if is_account_id(account) && name_ok {
+    static RE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(ROLE_ARN_PATTERN).expect("valid ROLE_ARN_PATTERN"));
+    if RE.is_match(s) {
         Ok(s.to_string())
     } else {
-        Err(err())
+        Err(format!(
+            "{s:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/ecr-pull"
+        ))
     }
 }
 
@@ -283,6 +270,10 @@ mod tests {
             "us-gov-west-1",
             "us-iso-east-1",
             "us-isob-east-1",
+            "eu-isoe-west-1",
+            "us-isof-south-1",
+            "us-isof-east-1",
+            "eusc-de-east-1",
         ] {
             assert!(parse_region(ok).is_ok(), "{ok}");
         }
@@ -293,8 +284,12 @@ mod tests {
             "us-east",
             "us-east-1a",
             "usa-east-1",
+            "eusc-east-1",
+            "us-isoz-east-1",
+            " us-east-1",
         ] {
-            assert!(parse_region(bad).is_err(), "{bad}");
+            let e = parse_region(bad).unwrap_err();
+            assert!(e.contains("eusc-de-east-1"), "{e}");
         }
     }
 
@@ -304,6 +299,11 @@ mod tests {
             "arn:aws:iam::123456789012:role/ecr-pull",
             "arn:aws-cn:iam::123456789012:role/path/to/role",
             "arn:aws-us-gov:iam::123456789012:role/a+b=c,d.e@f_g-h",
+            "arn:aws-iso:iam::123456789012:role/x",
+            "arn:aws-iso-b:iam::123456789012:role/x",
+            "arn:aws-iso-e:iam::123456789012:role/x",
+            "arn:aws-iso-f:iam::123456789012:role/x",
+            "arn:aws-eusc:iam::123456789012:role/ecr-pull",
         ] {
             assert!(parse_role_arn(ok).is_ok(), "{ok}");
         }
@@ -314,6 +314,7 @@ mod tests {
             "arn:aws:iam::123456789012:role/",
             "arn:aws:sts::123456789012:role/x",
             "arn:azure:iam::123456789012:role/x",
+            "arn:aws-iso-z:iam::123456789012:role/x",
             "arn:aws:iam::123456789012:role/x y",
         ] {
             let e = parse_role_arn(bad).unwrap_err();

@@ -111,6 +111,12 @@ enum Format {
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let region = args.aws.region_or_exit("token");
+    // Before any AWS call: a variant the partition has no host for is a usage error.
+    for e in &args.endpoints {
+        if let Some(m) = ecr_operator::aws::registry_hosts::unsupported_endpoint(&region, *e) {
+            aws_args::usage_exit("token", &format!("--endpoint: {m}"));
+        }
+    }
     let identity = args.aws.identity(&region);
     let base = aws_args::base_config(&region).await;
     let token = identity

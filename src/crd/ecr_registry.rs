@@ -12,11 +12,16 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Pattern for AWS regions in every partition: us-east-1, cn-north-1, us-gov-west-1, us-iso-east-1.
-pub const REGION_PATTERN: &str = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]+$";
-/// Pattern for an IAM role ARN in any partition, paths allowed.
-pub const ROLE_ARN_PATTERN: &str =
-    r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::[0-9]{12}:role/[a-zA-Z0-9+=,.@_/-]{1,512}$";
+/// Pattern for AWS regions in every partition of `aws::registry_hosts::PARTITIONS`:
+/// us-east-1, cn-north-1, us-gov-west-1, us-iso-east-1, us-isob-east-1,
+/// eu-isoe-west-1, us-isof-south-1, eusc-de-east-1. A region of another qualified
+/// shape (us-isoz-…) is refused rather than taken for an aws one; the unit tests
+/// check it against that table.
+pub const REGION_PATTERN: &str =
+    r"^([a-z]{2}|us-gov|us-iso|us-isob|us-isof|eu-isoe|eusc-de)-[a-z]+-[0-9]+$";
+/// Pattern for an IAM role ARN in every partition of `aws::registry_hosts::PARTITIONS`,
+/// paths allowed.
+pub const ROLE_ARN_PATTERN: &str = r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):iam::[0-9]{12}:role/[a-zA-Z0-9+=,.@_/-]{1,512}$";
 
 /// Keeps ECR pull secrets fresh in the selected namespaces.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -37,9 +42,12 @@ pub const ROLE_ARN_PATTERN: &str =
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!self.region.startsWith('cn-') || !self.endpoints.exists(e, e == 'Fips')").message("spec.endpoints: Fips endpoints do not exist in the China regions; use Standard or DualStack"))]
+#[x_kube(validation = Rule::new("!(self.region.startsWith('us-iso-') || self.region.startsWith('us-isob-') || self.region.startsWith('us-isof-') || self.region.startsWith('eu-isoe-') || self.region.startsWith('eusc-')) || !self.endpoints.exists(e, e == 'DualStack')").message("spec.endpoints: DualStack endpoints do not exist in the aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and aws-eusc partitions; use Standard or Fips"))]
 pub struct EcrRegistrySpec {
-    /// AWS region of the registries, e.g. eu-west-1, cn-north-1 or us-gov-west-1.
-    /// One authorization token is fetched per identity and region.
+    /// AWS region of the registries, e.g. eu-west-1, cn-north-1, us-gov-west-1 or
+    /// eusc-de-east-1, in any partition (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
+    /// aws-iso-e, aws-iso-f, aws-eusc). One authorization token is fetched per
+    /// identity and region.
     #[schemars(pattern(REGION_PATTERN))]
     pub region: String,
 
@@ -53,7 +61,8 @@ pub struct EcrRegistrySpec {
     /// Which host names to write for each registry: Standard
     /// (<account>.dkr.ecr.<region>.amazonaws.com), Fips (<account>.dkr.ecr-fips.<region>.amazonaws.com)
     /// and DualStack (<account>.dkr-ecr.<region>.on.aws). The DNS suffix follows from the
-    /// region's partition. Default: [Standard].
+    /// region's partition. Fips does not exist in the China regions; DualStack only in
+    /// the aws, aws-cn and aws-us-gov partitions. Default: [Standard].
     #[serde(default = "default_endpoints")]
     #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "set"))]
     pub endpoints: Vec<Endpoint>,
@@ -129,9 +138,10 @@ pub struct MirrorAllowance {
 pub enum Endpoint {
     /// <account>.dkr.ecr.<region>.<partition suffix>
     Standard,
-    /// <account>.dkr.ecr-fips.<region>.amazonaws.com (aws and aws-us-gov partitions)
+    /// <account>.dkr.ecr-fips.<region>.<partition suffix> (every partition but aws-cn)
     Fips,
-    /// <account>.dkr-ecr.<region>.on.aws (IPv4 and IPv6)
+    /// <account>.dkr-ecr.<region>.on.aws, in China .on.amazonwebservices.com.cn (IPv4
+    /// and IPv6; aws, aws-cn and aws-us-gov partitions)
     DualStack,
 }
 
@@ -344,6 +354,141 @@ impl EcrRegistry {
 
 #[cfg(test)]
 mod tests {
+    use super::{Endpoint, REGION_PATTERN, ROLE_ARN_PATTERN};
+    use crate::aws::registry_hosts::{PARTITIONS, Partition};
+    use regex::Regex;
+
+    #[test]
+    fn region_pattern_accepts_every_partition() {
+        let re = Regex::new(REGION_PATTERN).unwrap();
+        for p in PARTITIONS {
+            for r in p.regions {
+                assert!(re.is_match(r), "{r} ({})", p.id);
+            }
+        }
+        for ok in [
+            "us-east-1",
+            "eu-central-2",
+            "il-central-1",
+            "nz-north-1",
+            "us-isof-east-1",
+        ] {
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "useast1",
+            "US-EAST-1",
+            "us-east",
+            "us-east-1a",
+            "usa-east-1",
+            "eusc-east-1",
+            "eusc-fr-east-1",
+            "us-isoz-east-1",
+            "eu-iso-west-1",
+            "aws-global",
+            "eu-isoe-west-1 ",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+        // A region of more than three parts is accepted exactly when a partition's
+        // regionRegex claims it: none falls through to aws by mistake.
+        let regexes: Vec<Regex> = PARTITIONS
+            .iter()
+            .map(|p| Regex::new(p.region_regex).unwrap())
+            .collect();
+        for head in ["us", "eu", "cn", "ap", "eusc"] {
+            for q in ["gov", "iso", "isob", "isoe", "isof", "isoz", "de", "fr"] {
+                let r = format!("{head}-{q}-west-1");
+                assert_eq!(
+                    re.is_match(&r),
+                    regexes.iter().any(|x| x.is_match(&r)),
+                    "{r}"
+                );
+                if re.is_match(&r) {
+                    assert_ne!(Partition::of_region(&r).id, "aws", "{r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn role_arn_pattern_names_every_partition() {
+        let re = Regex::new(ROLE_ARN_PATTERN).unwrap();
+        let named = ROLE_ARN_PATTERN
+            .strip_prefix("^arn:(")
+            .and_then(|s| s.split_once("):"))
+            .map(|(alts, _)| {
+                let mut v: Vec<&str> = alts.split('|').collect();
+                v.sort();
+                v
+            })
+            .unwrap();
+        let mut ids: Vec<&str> = PARTITIONS.iter().map(|p| p.id).collect();
+        ids.sort();
+        assert_eq!(named, ids, "the ARN pattern names the table's partitions");
+        for p in PARTITIONS {
+            let arn = format!("arn:{}:iam::123456789012:role/path/ecr-pull", p.id);
+            assert!(re.is_match(&arn), "{arn}");
+        }
+        for bad in [
+            "arn:aws-iso-z:iam::123456789012:role/x",
+            "arn:azure:iam::123456789012:role/x",
+            "arn::iam::123456789012:role/x",
+            "arn:aws-eusc:iam::123456789012:user/x",
+            "arn:aws-iso-f:sts::123456789012:role/x",
+        ] {
+            assert!(!re.is_match(bad), "{bad}");
+        }
+    }
+
+    /// The CRD's CEL rules refuse an endpoint variant in a region exactly when the
+    /// partition table has no such host there. The rules are read from the
+    /// generated schema: each names one variant (`e == 'Fips'`) and the region
+    /// prefixes (`startsWith('cn-')`) where it is refused.
+    #[test]
+    fn endpoint_rules_follow_the_partition_table() {
+        fn rules(v: &serde_json::Value, out: &mut Vec<String>) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    if let Some(serde_json::Value::String(r)) = m.get("rule") {
+                        out.push(r.clone());
+                    }
+                    m.values().for_each(|v| rules(v, out));
+                }
+                serde_json::Value::Array(a) => a.iter().for_each(|v| rules(v, out)),
+                _ => {}
+            }
+        }
+        let mut all = Vec::new();
+        rules(
+            &serde_json::to_value(<super::EcrRegistry as kube::CustomResourceExt>::crd()).unwrap(),
+            &mut all,
+        );
+        let variant = Regex::new(r"e == '(\w+)'").unwrap();
+        let prefix = Regex::new(r"startsWith\('([^']+)'\)").unwrap();
+        let refused: Vec<(String, Vec<String>)> = all
+            .iter()
+            .filter(|r| r.contains("self.endpoints.exists"))
+            .map(|r| {
+                let v = variant.captures(r).unwrap()[1].to_string();
+                let ps = prefix.captures_iter(r).map(|c| c[1].to_string()).collect();
+                (v, ps)
+            })
+            .collect();
+        assert_eq!(refused.len(), 2, "one rule for Fips, one for DualStack");
+        for p in PARTITIONS {
+            for region in p.regions {
+                for (e, name) in [(Endpoint::Fips, "Fips"), (Endpoint::DualStack, "DualStack")] {
+                    let by_rule = refused.iter().any(|(v, ps)| {
+                        v == name && ps.iter().any(|x| region.starts_with(x.as_str()))
+                    });
+                    assert_eq!(by_rule, !p.offers(e), "{region} {name}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn committed_crd_matches_the_code() {
         let committed = include_str!("../../crds/ecrregistry.yaml");

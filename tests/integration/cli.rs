@@ -576,6 +576,17 @@ async fn bad_flags_fail_with_a_message_naming_the_flag() {
         ),
         (&["token", "--registry-id", "12345"], 2, "--registry-id"),
         (&["token", "--endpoint", "Ipv6"], 2, "--endpoint"),
+        // No FIPS registry host in China, no dual-stack one in the ISO partitions.
+        (
+            &["token", "--region", "cn-north-1", "--endpoint", "Fips"],
+            2,
+            "--endpoint",
+        ),
+        (
+            &["token", "--region", "us-iso-east-1", "--endpoint", "DualStack"],
+            2,
+            "--endpoint",
+        ),
         (&["token", "--region", "Europe"], 2, "--region"),
         (
             &[

@@ -108,6 +108,18 @@ async fn invalid_specs_are_refused_with_the_field_named() {
             "spec.namespaces.selector.matchExpressions[].values",
         ),
         (
+            "DualStack in the European Sovereign Cloud",
+            names.ns("12"),
+            json!({"region": "eusc-de-east-1", "endpoints": ["Standard", "DualStack"]}),
+            "spec.endpoints",
+        ),
+        (
+            "role ARN of no partition",
+            names.ns("13"),
+            role(json!({"roleArn": "arn:aws-iso-z:iam::123456789012:role/x"})),
+            "spec.auth.assumeRole.roleArn",
+        ),
+        (
             "name of 64+ characters",
             long_name,
             json!({"region": "us-east-1"}),
@@ -202,7 +214,32 @@ async fn a_full_spec_round_trips_and_defaults_are_applied() {
     assert_eq!(stored.data["spec"]["endpoints"], json!(["Standard"]));
     assert_eq!(stored.data["spec"]["refreshBefore"], json!("6h"));
 
-    for name in [full_name, min_name] {
+    // The newest partitions: their regions and role ARNs, with Fips.
+    let isof_name = names.ns("isof");
+    create_raw(
+        &client,
+        &isof_name,
+        json!({
+            "region": "us-isof-south-1",
+            "endpoints": ["Standard", "Fips"],
+            "auth": {"assumeRole": {"roleArn": "arn:aws-iso-f:iam::123456789012:role/ecr-pull"}},
+        }),
+    )
+    .await
+    .expect("an aws-iso-f region and role ARN are accepted");
+    let eusc_name = names.ns("eusc");
+    create_raw(
+        &client,
+        &eusc_name,
+        json!({
+            "region": "eusc-de-east-1",
+            "auth": {"assumeRole": {"roleArn": "arn:aws-eusc:iam::123456789012:role/ecr-pull"}},
+        }),
+    )
+    .await
+    .expect("an aws-eusc region and role ARN are accepted");
+
+    for name in [full_name, min_name, isof_name, eusc_name] {
         api.delete(&name, &DeleteParams::default())
             .await
             .expect("delete");
