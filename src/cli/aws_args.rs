@@ -13,7 +13,7 @@ use ecr_operator::crd::ecr_registry::{
 use regex::Regex;
 use std::sync::LazyLock;
 
-/// Exit codes, as the help of every command states them.
+/// The region and the identity of the commands that call AWS.
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "AWS identity")]
 pub struct AwsArgs {
@@ -22,6 +22,14 @@ pub struct AwsArgs {
     #[arg(long, value_name = "REGION", value_parser = parse_region)]
     pub region: Option<String>,
 
+    #[command(flatten)]
+    pub role: RoleArgs,
+}
+
+/// The role chain on top of the default credential chain (also `mirror`'s, for
+/// its ECR login, without --region: the region is the registry host's).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RoleArgs {
     /// Assume this IAM role before calling ECR, e.g.
     /// arn:aws:iam::123456789012:role/ecr-pull. The caller's credentials come from the
     /// default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web
@@ -84,15 +92,15 @@ impl AwsArgs {
         Identity {
             region: region.to_string(),
             static_keys: None,
-            assume_role: self.role_arn.as_ref().map(|arn| AssumeRole {
+            assume_role: self.role.role_arn.as_ref().map(|arn| AssumeRole {
                 role_arn: arn.clone(),
-                external_id: self.external_id.clone(),
-                session_name: self.session_name.clone(),
-                duration_seconds: self.duration_seconds,
-                via: self.via_role_arn.as_ref().map(|via| ViaRole {
+                external_id: self.role.external_id.clone(),
+                session_name: self.role.session_name.clone(),
+                duration_seconds: self.role.duration_seconds,
+                via: self.role.via_role_arn.as_ref().map(|via| ViaRole {
                     role_arn: via.clone(),
-                    external_id: self.via_external_id.clone(),
-                    session_name: self.session_name.clone(),
+                    external_id: self.role.via_external_id.clone(),
+                    session_name: self.role.session_name.clone(),
                 }),
             }),
         }
@@ -107,14 +115,14 @@ impl AwsArgs {
                 out.push(v);
             }
         };
-        push("--role-arn", self.role_arn.clone());
-        push("--external-id", self.external_id.clone());
-        push("--via-role-arn", self.via_role_arn.clone());
-        push("--via-external-id", self.via_external_id.clone());
-        push("--session-name", self.session_name.clone());
+        push("--role-arn", self.role.role_arn.clone());
+        push("--external-id", self.role.external_id.clone());
+        push("--via-role-arn", self.role.via_role_arn.clone());
+        push("--via-external-id", self.role.via_external_id.clone());
+        push("--session-name", self.role.session_name.clone());
         push(
             "--duration-seconds",
-            self.duration_seconds.map(|d| d.to_string()),
+            self.role.duration_seconds.map(|d| d.to_string()),
         );
         out
     }
@@ -132,15 +140,19 @@ impl AwsArgs {
             Error::AssumeRoleDenied {
                 role_arn, detail, ..
             } => {
-                let via = self.via_role_arn.as_deref() == Some(role_arn.as_str());
+                let via = self.role.via_role_arn.as_deref() == Some(role_arn.as_str());
                 let (flag, id_flag, has_id) = if via {
                     (
                         "--via-role-arn",
                         "--via-external-id",
-                        self.via_external_id.is_some(),
+                        self.role.via_external_id.is_some(),
                     )
                 } else {
-                    ("--role-arn", "--external-id", self.external_id.is_some())
+                    (
+                        "--role-arn",
+                        "--external-id",
+                        self.role.external_id.is_some(),
+                    )
                 };
                 let hint = if has_id {
                     format!(" and that its sts:ExternalId condition equals {id_flag}")
@@ -326,12 +338,14 @@ mod tests {
     fn identity_carries_the_role_chain() {
         let args = AwsArgs {
             region: None,
-            role_arn: Some("arn:aws:iam::111111111111:role/target".into()),
-            external_id: Some("ext-1".into()),
-            via_role_arn: Some("arn:aws:iam::222222222222:role/hub".into()),
-            via_external_id: Some("ext-2".into()),
-            session_name: Some("ci".into()),
-            duration_seconds: Some(900),
+            role: RoleArgs {
+                role_arn: Some("arn:aws:iam::111111111111:role/target".into()),
+                external_id: Some("ext-1".into()),
+                via_role_arn: Some("arn:aws:iam::222222222222:role/hub".into()),
+                via_external_id: Some("ext-2".into()),
+                session_name: Some("ci".into()),
+                duration_seconds: Some(900),
+            },
         };
         let id = args.identity("eu-west-1");
         let role = id.assume_role.unwrap();

@@ -7,7 +7,7 @@
 //! AWS environment, then --via-role-arn/--role-arn), the same code path
 //! (`Identity::fetch_token`).
 
-use super::aws_args::{self, AwsArgs};
+use super::aws_args::{self, AwsArgs, RoleArgs};
 use super::exit;
 use ecr_operator::aws::auth_token::AuthToken;
 use ecr_operator::aws::registry_hosts::{EcrHost, parse_registry_host};
@@ -39,52 +39,20 @@ pub struct LoginArgs {
     /// Do not log in to ECR by itself: a registry host
     /// <account>.dkr.ecr.<region>.amazonaws.com (or another ECR host) without
     /// credentials in the authfiles is then accessed anonymously.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "role_arn")]
     no_ecr_login: bool,
 
     #[command(flatten)]
     identity: LoginIdentity,
 }
 
-/// The identity flags of `token` (`AwsArgs` without --region: the region is the
-/// registry host's).
+/// The identity of the ECR login: `token`'s flags without --region (the region is
+/// the registry host's).
 #[derive(clap::Args)]
 #[command(next_help_heading = "ECR login (when no authfile has credentials for an ECR host)")]
 struct LoginIdentity {
-    /// Assume this IAM role before calling ECR's GetAuthorizationToken, e.g.
-    /// arn:aws:iam::123456789012:role/ecr-push. The caller's credentials come from
-    /// the default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web
-    /// identity, EKS Pod Identity, instance profile).
-    #[arg(long, value_name = "ARN", value_parser = aws_args::parse_role_arn,
-          conflicts_with = "no_ecr_login")]
-    role_arn: Option<String>,
-
-    /// External ID that the trust policy of --role-arn requires (sts:ExternalId).
-    #[arg(long, value_name = "ID", requires = "role_arn", value_parser = aws_args::parse_external_id)]
-    external_id: Option<String>,
-
-    /// Role chaining: assume this intermediate role first, then --role-arn with the
-    /// intermediate role's credentials.
-    #[arg(long, value_name = "ARN", requires = "role_arn", value_parser = aws_args::parse_role_arn)]
-    via_role_arn: Option<String>,
-
-    /// External ID that the trust policy of --via-role-arn requires.
-    #[arg(long, value_name = "ID", requires = "via_role_arn", value_parser = aws_args::parse_external_id)]
-    via_external_id: Option<String>,
-
-    /// Role session name of the assumed roles, visible in CloudTrail.
-    /// Default: ecr-operator.
-    #[arg(long, value_name = "NAME", requires = "role_arn", value_parser = aws_args::parse_session_name)]
-    session_name: Option<String>,
-
-    /// Lifetime of the --role-arn session in seconds, 900 to 43200. Default: 3600.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        requires = "role_arn",
-        value_parser = clap::value_parser!(i32).range(900..=43200)
-    )]
-    duration_seconds: Option<i32>,
+    #[command(flatten)]
+    role: RoleArgs,
 }
 
 impl LoginIdentity {
@@ -92,34 +60,29 @@ impl LoginIdentity {
     fn aws_args(&self) -> AwsArgs {
         AwsArgs {
             region: None,
-            role_arn: self.role_arn.clone(),
-            external_id: self.external_id.clone(),
-            via_role_arn: self.via_role_arn.clone(),
-            via_external_id: self.via_external_id.clone(),
-            session_name: self.session_name.clone(),
-            duration_seconds: self.duration_seconds,
+            role: self.role.clone(),
         }
     }
 
     /// Who asks for the token, in terms of the flags (external IDs named, not shown).
     fn describe(&self) -> String {
-        let Some(role) = &self.role_arn else {
+        let Some(role) = &self.role.role_arn else {
             return "the default AWS credential chain".into();
         };
         let mut s = format!("--role-arn {role}");
-        if self.external_id.is_some() {
+        if self.role.external_id.is_some() {
             s.push_str(" --external-id …");
         }
-        if let Some(via) = &self.via_role_arn {
+        if let Some(via) = &self.role.via_role_arn {
             s.push_str(&format!(" --via-role-arn {via}"));
-            if self.via_external_id.is_some() {
+            if self.role.via_external_id.is_some() {
                 s.push_str(" --via-external-id …");
             }
         }
-        if let Some(name) = &self.session_name {
+        if let Some(name) = &self.role.session_name {
             s.push_str(&format!(" --session-name {name}"));
         }
-        if let Some(d) = self.duration_seconds {
+        if let Some(d) = self.role.duration_seconds {
             s.push_str(&format!(" --duration-seconds {d}"));
         }
         s

@@ -583,7 +583,13 @@ async fn bad_flags_fail_with_a_message_naming_the_flag() {
             "--endpoint",
         ),
         (
-            &["token", "--region", "us-iso-east-1", "--endpoint", "DualStack"],
+            &[
+                "token",
+                "--region",
+                "us-iso-east-1",
+                "--endpoint",
+                "DualStack",
+            ],
             2,
             "--endpoint",
         ),
