@@ -371,9 +371,16 @@ impl Copier {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, MirrorError>>,
     {
+        let mut unauthorized = 0;
         op.retry(self.backoff)
             .sleep(tokio::time::sleep)
-            .when(MirrorError::is_retryable)
+            .when(|e| {
+                if matches!(e, MirrorError::Unauthorized { .. }) {
+                    unauthorized += 1;
+                    return retry_unauthorized(unauthorized);
+                }
+                e.is_retryable()
+            })
             .notify(|e, after| {
                 self.retried.fetch_add(1, Ordering::Relaxed);
                 self.progress.retrying(e, after);
@@ -1020,6 +1027,14 @@ impl Copier {
     }
 }
 
+/// Whether the `nth` 401 of one request gets another try: the first does.
+/// oci-client answers a failed `/v2/` ping (a 5xx) by sending the request without
+/// credentials, which the registry refuses with 401; the next try pings again.
+/// Wrong credentials cost one more request.
+fn retry_unauthorized(nth: usize) -> bool {
+    nth == 1
+}
+
 fn new_client(
     options: &Options,
     transport: Transport,
@@ -1320,6 +1335,12 @@ mod tests {
         assert_eq!(c.protocol, ClientProtocol::Https);
         assert!(!c.accept_invalid_certificates);
         assert!(c.extra_root_certificates.is_empty());
+    }
+
+    #[test]
+    fn a_401_is_tried_once_more_only() {
+        assert!(retry_unauthorized(1));
+        assert!(!retry_unauthorized(2));
     }
 
     #[test]

@@ -1,14 +1,24 @@
-//! The EcrRegistry benchmark of docs/benchmarks.md, on the bed: `BENCH_NAMESPACES`
-//! selected namespaces (default 1,000; `make bench BENCH_NAMESPACES=10000`), each
-//! with its `default` ServiceAccount, 20 EcrRegistries with overlapping
-//! selections (2 of the 10 namespace groups each), two identities, a quarter
-//! listing `serviceAccounts: [default]`, and 2 unrelated Secrets per namespace
-//! (at least 10,000). Ignored by default; run it with `make bench` (a release build).
+//! The benchmarks of docs/benchmarks.md, on the bed. Ignored by default; run them
+//! with `make bench` (a release build), one after the other.
+//!
+//! EcrRegistry: `BENCH_NAMESPACES` selected namespaces (default 1,000; `make bench
+//! BENCH_NAMESPACES=10000`), each with its `default` ServiceAccount, 20
+//! EcrRegistries with overlapping selections (2 of the 10 namespace groups each),
+//! two identities, a quarter listing `serviceAccounts: [default]`, and 2 unrelated
+//! Secrets per namespace (at least 10,000).
+//!
+//! Mirror: `ecr-operator mirror` against `skopeo copy` and `crane copy`
+//! (`scripts/build-crane`), from BED_REGISTRY to BED_REGISTRY2 through a fault
+//! proxy, without faults and with a seeded 20 % of the destination's requests
+//! answered 503, every tool with its retries on.
 
-use crate::support::bed::{Bed, TestNames, create_namespace};
+use crate::cli_mirror::{Pusher, Reg, authfile, reg1, reg2, sha256};
+use crate::cli_mirror_retries::manifest_digest;
+use crate::support::bed::{Bed, TestNames, create_namespace, repo_root};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{create_registry_named, setup};
 use crate::support::operator::Operator;
+use crate::support::registry_faults::RegistryFaults;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use futures::{StreamExt, TryStreamExt, stream};
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
@@ -19,6 +29,9 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The benchmarks run one at a time: each would disturb the other's figures.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const REGISTRIES: usize = 20;
 const GROUPS: usize = 10;
@@ -251,6 +264,7 @@ fn groups_of(j: usize) -> [String; 2] {
 #[tokio::test]
 #[ignore = "benchmark: run with `make bench`"]
 async fn benchmark_registries_at_scale() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let n = scale();
     let unrelated = (2 * n).max(10_000);
     let bed = Bed::get();
@@ -624,4 +638,512 @@ async fn benchmark_registries_at_scale() {
     );
     println!("GetAuthorizationToken calls for it:  {calls} (2 identities)");
     println!("operator RSS after the refresh:      {rss_refreshed}");
+}
+
+// --- Mirror: ecr-operator mirror, skopeo copy, crane copy; with and without faults --
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Tool {
+    Ours,
+    Skopeo,
+    Crane,
+}
+
+impl Tool {
+    fn name(self) -> &'static str {
+        match self {
+            Tool::Ours => "ecr-operator mirror",
+            Tool::Skopeo => "skopeo copy",
+            Tool::Crane => "crane copy",
+        }
+    }
+    fn slug(self) -> &'static str {
+        match self {
+            Tool::Ours => "ecr-operator",
+            Tool::Skopeo => "skopeo",
+            Tool::Crane => "crane",
+        }
+    }
+}
+
+/// What each tool needs to run: binaries, credentials, the retry budget.
+struct Tools {
+    ours: String,
+    crane: Option<String>,
+    auth: tempfile::NamedTempFile,
+    /// DOCKER_CONFIG for crane: `config.json` with the same entries.
+    docker_config: tempfile::TempDir,
+    src_creds: String,
+    dst_creds: String,
+    retries: u32,
+    jobs: u32,
+}
+
+impl Tools {
+    fn command(&self, tool: Tool, src: &str, dst: &str) -> std::process::Command {
+        match tool {
+            Tool::Ours => {
+                let mut c = std::process::Command::new(&self.ours);
+                c.args(["mirror", src, dst, "--src-plain-http", "--dest-plain-http"])
+                    .arg("--authfile")
+                    .arg(self.auth.path())
+                    .args(["--jobs", &self.jobs.to_string()])
+                    .args(["--retries", &self.retries.to_string()]);
+                c
+            }
+            Tool::Skopeo => {
+                let mut c = std::process::Command::new("skopeo");
+                c.args([
+                    "copy",
+                    "--quiet",
+                    "--src-tls-verify=false",
+                    "--dest-tls-verify=false",
+                ])
+                .args([
+                    "--src-creds",
+                    &self.src_creds,
+                    "--dest-creds",
+                    &self.dst_creds,
+                ])
+                .args(["--retry-times", &self.retries.to_string()])
+                .args([format!("docker://{src}"), format!("docker://{dst}")]);
+                c
+            }
+            Tool::Crane => {
+                let mut c = std::process::Command::new(self.crane.as_deref().expect("crane built"));
+                c.args([
+                    "copy",
+                    "--insecure",
+                    "--jobs",
+                    &self.jobs.to_string(),
+                    src,
+                    dst,
+                ])
+                .env("DOCKER_CONFIG", self.docker_config.path());
+                c
+            }
+        }
+    }
+}
+
+/// `scripts/build-crane`: the path of the cached crane, or why there is none.
+fn build_crane() -> Result<String, String> {
+    let out = std::process::Command::new(repo_root().join("scripts/build-crane"))
+        .output()
+        .map_err(|e| format!("scripts/build-crane did not run: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// One copy's figures.
+struct Copied {
+    tool: Tool,
+    faults: bool,
+    ok: bool,
+    secs: f64,
+    requests: usize,
+    faulted: usize,
+    /// Request body bytes the proxy read from the tool.
+    bytes_sent: u64,
+    /// Of those, beyond the image's own bytes.
+    bytes_resent: u64,
+    /// ecr-operator's own summary: retries, bytes_resent.
+    summary: Option<(u64, u64)>,
+    error: String,
+    /// Of a failed copy: the requests the proxy failed, and those the registry
+    /// answered 401 (sent without credentials), in order.
+    trace: Vec<String>,
+}
+
+/// Takes the manifest and blob links of `repo` out of BED_REGISTRY2, so that no
+/// later copy finds the blobs there or mounts them from there (skopeo remembers
+/// where it put a blob and mounts it from there).
+async fn forget(reg: &Reg, repo: &str, manifest: &str, blobs: &[String]) {
+    let http = crate::support::http_client();
+    let urls = std::iter::once(format!(
+        "http://{}/v2/{repo}/manifests/{manifest}",
+        reg.host
+    ))
+    .chain(
+        blobs
+            .iter()
+            .map(|b| format!("http://{}/v2/{repo}/blobs/{b}", reg.host)),
+    );
+    for url in urls {
+        let _ = http
+            .delete(url)
+            .basic_auth(&reg.user, Some(&reg.password))
+            .send()
+            .await;
+    }
+}
+
+/// `gzip -1 -n` of `data`.
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("gzip")
+        .args(["-1", "-n", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run gzip");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = data.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("gzip output");
+    writer.join().unwrap().expect("feed gzip");
+    assert!(out.status.success(), "gzip failed");
+    out.stdout
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// `v` with `precision` decimals, or "–" for none (NaN).
+fn dash(v: f64, precision: usize) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else {
+        format!("{v:.precision$}")
+    }
+}
+
+#[tokio::test]
+#[ignore = "benchmark: run with `make bench`"]
+async fn benchmark_mirror_with_and_without_faults() {
+    let _alone = ONE_AT_A_TIME.lock().await;
+    let layers: usize = env_or("BENCH_MIRROR_LAYERS", 4);
+    let layer_mb: usize = env_or("BENCH_MIRROR_LAYER_MB", 30);
+    let runs: usize = env_or("BENCH_MIRROR_RUNS", 3);
+    let rate: f64 = env_or("BENCH_MIRROR_FAULT_RATE", 0.2);
+    let seed: u64 = env_or("BENCH_MIRROR_SEED", 16);
+    let retries: u32 = env_or("BENCH_MIRROR_RETRIES", 4);
+    let jobs: u32 = 4;
+    let (r1, r2) = (reg1(), reg2());
+    let names = TestNames::new("bench-mirror");
+
+    // The image: layers of random data gzipped (skopeo compresses a layer declared
+    // uncompressed, and checks that a gzip one is gzip, changing the manifest
+    // otherwise; the data need not be a tar), an OCI manifest.
+    let src_repo = format!("{}/big", names.id);
+    let pusher = Pusher::new(&r1);
+    let mut layer_descs = Vec::new();
+    let mut blobs = Vec::new();
+    let mut image_bytes = 0u64;
+    let mut diff_ids = Vec::new();
+    for _ in 0..layers {
+        let raw: Vec<u8> = (0..layer_mb * 1024 * 1024)
+            .map(|_| rand::random::<u8>())
+            .collect();
+        let data = gzip(&raw);
+        let d = pusher.blob(&src_repo, &data).await;
+        image_bytes += data.len() as u64;
+        diff_ids.push(sha256(&raw));
+        blobs.push(d["digest"].as_str().unwrap().to_string());
+        layer_descs.push(json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": d["digest"], "size": d["size"],
+        }));
+    }
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .unwrap();
+    let c = pusher.blob(&src_repo, &config).await;
+    image_bytes += config.len() as u64;
+    blobs.push(c["digest"].as_str().unwrap().to_string());
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": c["digest"], "size": c["size"]},
+        "layers": layer_descs,
+    }))
+    .unwrap();
+    pusher
+        .manifest(
+            &src_repo,
+            "v1",
+            "application/vnd.oci.image.manifest.v1+json",
+            &manifest,
+        )
+        .await;
+    image_bytes += manifest.len() as u64;
+    let digest = sha256(&manifest);
+    let src = format!("{}/{src_repo}:v1", r1.host);
+
+    // The destination: BED_REGISTRY2 behind a fault proxy, for every tool and run.
+    let proxy = RegistryFaults::start().await;
+    let through = Reg {
+        host: proxy.host.clone(),
+        ..r2.clone()
+    };
+    let auth = authfile(&[&r1, &through]);
+    let docker_config = tempfile::tempdir().unwrap();
+    std::fs::copy(auth.path(), docker_config.path().join("config.json")).unwrap();
+    let (ours, ours_note) = match std::env::var("ECR_OPERATOR_BIN") {
+        Ok(bin) => (bin, "ECR_OPERATOR_BIN"),
+        Err(_) => (
+            env!("CARGO_BIN_EXE_ecr-operator").to_string(),
+            "the debug build (no ECR_OPERATOR_BIN: `make bench` sets it to a release build)",
+        ),
+    };
+    let crane = build_crane();
+    let tools = Tools {
+        ours,
+        crane: crane.as_ref().ok().cloned(),
+        auth,
+        docker_config,
+        src_creds: r1.creds(),
+        dst_creds: r2.creds(),
+        retries,
+        jobs,
+    };
+    let mut kinds = vec![Tool::Ours, Tool::Skopeo];
+    if tools.crane.is_some() {
+        kinds.push(Tool::Crane);
+    }
+    let crane_version = tools.crane.as_deref().map_or(String::new(), |path| {
+        std::process::Command::new(path)
+            .arg("version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    });
+
+    let mut results: Vec<Copied> = Vec::new();
+    for run in 1..=runs {
+        for faults in [false, true] {
+            // Each run starts with another tool, so none always goes first.
+            let mut order = kinds.clone();
+            order.rotate_left((run - 1) % kinds.len());
+            for tool in order {
+                let repo = format!(
+                    "{}/{}-{run}-{}",
+                    names.id,
+                    tool.slug(),
+                    if faults { "faults" } else { "clean" }
+                );
+                let dst = format!("{}/{repo}:v1", proxy.host);
+                let rule = if faults {
+                    // The same seed for every tool: the n-th request of each copy
+                    // meets the same decision.
+                    Some(
+                        proxy
+                            .add(json!({
+                                "match": {}, "action": "error", "status": 503,
+                                "body": {"errors": [{"code": "UNAVAILABLE", "message": "injected by the benchmark"}]},
+                                "probability": rate, "seed": seed + run as u64,
+                            }))
+                            .await,
+                    )
+                } else {
+                    None
+                };
+                let since = proxy.calls().await.last().map_or(0, |c| c.seq);
+                let started = Instant::now();
+                let out = tools
+                    .command(tool, &src, &dst)
+                    .output()
+                    .expect("run the copy");
+                let secs = started.elapsed().as_secs_f64();
+                if let Some(id) = &rule {
+                    proxy.remove(id).await;
+                }
+                let calls = proxy.calls_since(since).await;
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let ok = out.status.success();
+                let mut error = stderr
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .to_string();
+                if ok {
+                    let got = manifest_digest(&r2, &repo, "v1").await;
+                    assert_eq!(got, digest, "{} changed the digest", tool.name());
+                    error.clear();
+                } else if !faults {
+                    panic!(
+                        "{} failed without faults: {stderr}\nproxy log:\n{}",
+                        tool.name(),
+                        proxy.log()
+                    );
+                }
+                let summary = (tool == Tool::Ours && ok).then(|| {
+                    let line = stdout
+                        .lines()
+                        .rfind(|l| l.starts_with("mirrored "))
+                        .unwrap();
+                    let field = |k: &str| {
+                        line.split_whitespace()
+                            .find_map(|w| w.strip_prefix(&format!("{k}=")).map(String::from))
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .unwrap_or(0)
+                    };
+                    (field("retries"), field("bytes_resent"))
+                });
+                let bytes_sent: u64 = calls.iter().map(|c| c.request_bytes).sum();
+                let copied = Copied {
+                    tool,
+                    faults,
+                    ok,
+                    secs,
+                    requests: calls.len(),
+                    faulted: calls.iter().filter(|c| c.fault.is_some()).count(),
+                    bytes_sent,
+                    bytes_resent: bytes_sent.saturating_sub(image_bytes),
+                    summary,
+                    error,
+                    trace: if ok {
+                        Vec::new()
+                    } else {
+                        calls
+                            .iter()
+                            .filter(|c| c.fault.is_some() || (c.status == 401 && c.path != "/v2/"))
+                            .map(|c| c.line())
+                            .collect()
+                    },
+                };
+                println!(
+                    "FIGURE mirror tool={} run={run} faults={} ok={} secs={:.2} requests={} faulted={} bytes_sent={} bytes_resent={}{}{}",
+                    tool.slug(),
+                    if faults { rate } else { 0.0 },
+                    copied.ok,
+                    copied.secs,
+                    copied.requests,
+                    copied.faulted,
+                    copied.bytes_sent,
+                    copied.bytes_resent,
+                    copied.summary.map_or(String::new(), |(r, b)| format!(
+                        " own_retries={r} own_bytes_resent={b}"
+                    )),
+                    if copied.ok {
+                        String::new()
+                    } else {
+                        format!(" error={:?}", copied.error)
+                    },
+                );
+                results.push(copied);
+                forget(&r2, &repo, &digest, &blobs).await;
+            }
+        }
+    }
+
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let skopeo_version = std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    println!(
+        "\nBENCHMARK mirror: {layers} layers x {layer_mb} MiB of random data + config + manifest = {image_bytes} bytes, digest {digest}"
+    );
+    println!(
+        "BED_REGISTRY -> fault proxy -> BED_REGISTRY2 (docker-registry 2.8, plain HTTP, htpasswd); {runs} runs, each tool into a fresh repository; load average {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "ecr-operator: {} (--jobs {jobs} --retries {retries}); {skopeo_version} (--retry-times {retries}); crane: {}",
+        ours_note,
+        match &crane {
+            Ok(path) => format!("{crane_version} ({path}, -j {jobs}, its built-in retries)"),
+            Err(why) => format!("skipped: {why}"),
+        }
+    );
+    println!(
+        "faults: {:.0} % of the destination's requests answered 503 (seeded, {seed} + run), body drained first\n",
+        rate * 100.0
+    );
+    println!(
+        "Time, MiB/s and bytes re-sent: of the copies that got through; requests and 503s: of all.\n"
+    );
+    println!(
+        "| tool | faults | copies ok | median (s) | MiB/s (median) | requests (median) | answered 503 (median) | bytes re-sent (MiB, each copy) | ecr-operator's own retries / bytes_resent (median) |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for faults in [false, true] {
+        for &tool in &kinds {
+            let of: Vec<&Copied> = results
+                .iter()
+                .filter(|c| c.tool == tool && c.faults == faults)
+                .collect();
+            let good: Vec<&&Copied> = of.iter().filter(|c| c.ok).collect();
+            // Time, speed and bytes of the copies that got through; requests of all.
+            let secs = median(good.iter().map(|c| c.secs).collect());
+            let resent: Vec<String> = good
+                .iter()
+                .map(|c| format!("{:.1}", c.bytes_resent as f64 / MIB))
+                .collect();
+            let own = if tool == Tool::Ours {
+                let of_own = |f: fn((u64, u64)) -> f64| {
+                    median(good.iter().filter_map(|c| c.summary).map(f).collect())
+                };
+                format!(
+                    "{} / {} MiB",
+                    dash(of_own(|(r, _)| r as f64), 0),
+                    dash(of_own(|(_, b)| b as f64) / MIB, 1)
+                )
+            } else {
+                "–".into()
+            };
+            println!(
+                "| {} | {} | {}/{} | {} | {} | {:.0} | {:.0} | {} | {own} |",
+                tool.name(),
+                if faults {
+                    format!("{:.0} % 503", rate * 100.0)
+                } else {
+                    "none".into()
+                },
+                good.len(),
+                of.len(),
+                dash(secs, 2),
+                dash(image_bytes as f64 / MIB / secs, 0),
+                median(of.iter().map(|c| c.requests as f64).collect()),
+                median(of.iter().map(|c| c.faulted as f64).collect()),
+                if resent.is_empty() {
+                    "–".to_string()
+                } else {
+                    resent.join(", ")
+                },
+            );
+        }
+    }
+    // Not a check: a copy that fails under faults is a figure too (the clean
+    // copies and every digest were checked above).
+    for c in results.iter().filter(|c| !c.ok) {
+        println!(
+            "failed: {} with faults, after {:.1} s: {}\n  faulted and 401 requests: {}",
+            c.tool.name(),
+            c.secs,
+            c.error,
+            c.trace.join("; ")
+        );
+    }
 }

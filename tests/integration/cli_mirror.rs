@@ -282,7 +282,7 @@ impl Pusher {
 }
 
 #[derive(Clone, Copy)]
-enum Flavour {
+pub(crate) enum Flavour {
     Oci,
     Docker,
 }
@@ -291,7 +291,7 @@ enum Flavour {
 /// of each platform's own) as `repo:tag`. Manifests are pretty-printed, so a copy
 /// that re-serialized them would change every digest. Returns (index bytes,
 /// child manifest digests).
-async fn push_multi_platform(
+pub(crate) async fn push_multi_platform(
     reg: &Reg,
     repo: &str,
     tag: &str,
@@ -644,7 +644,12 @@ async fn transport_failures_name_their_cause() {
         &[],
     );
     assert_eq!(run.code(), Some(3), "{}", run.describe());
-    assert_eq!(run.stderr.matches("retrying").count(), 1, "{}", run.describe());
+    assert_eq!(
+        run.stderr.matches("retrying").count(),
+        1,
+        "{}",
+        run.describe()
+    );
     assert!(
         run.stderr
             .contains("error: registry unreachable: 127.0.0.1:1"),

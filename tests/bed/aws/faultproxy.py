@@ -1,12 +1,25 @@
 #!/usr/bin/env python3
 """Fault-injecting HTTP proxy for the ecr-operator test bed (Python 3 stdlib only).
 
-It sits in front of one AWS emulator (moto) and forwards every request to it
-unchanged: method, path, query string, headers (including the original Host
-header, so SigV4 signatures still verify at moto) and body.  Tests point the
-AWS SDK at the proxy and drive it through a small JSON control API to inject
-throttling, access denials, server errors, latency, token expiries and
-dropped connections, and to count the calls the code under test made.
+It sits in front of one HTTP upstream -- an AWS emulator (moto) or an image
+registry (the bed's plain-HTTP docker-registry) -- and forwards every request
+to it unchanged: method, path, query string, headers (including the original
+Host header, so SigV4 signatures still verify at moto and a registry's upload
+`Location` points back at the proxy; Authorization, Range,
+Docker-Content-Digest, WWW-Authenticate, ... pass both ways untouched) and
+body.  Tests point the AWS SDK or a registry client at the proxy and drive it
+through a small JSON control API to inject throttling, access denials, server
+errors, latency, stalls, token expiries and dropped connections (also in the
+middle of a request body), and to count the calls the code under test made.
+
+Bodies stream: a request body of up to 1 MiB with a Content-Length (or a
+chunked one that ends within 1 MiB) is read whole before the rules are asked,
+as AWS requests are classified by their body, and forwarded with a
+Content-Length; a larger one (a blob upload of any size, chunked or not)
+is forwarded as it arrives, in the client's framing.  Responses stream too,
+with the upstream's Content-Length (also on HEAD) or re-chunked; only the
+responses the proxy must read (AssumeRole*, `expires_in`) are buffered.
+Nothing is held whole in memory but those small bodies.
 
 Usage:
     faultproxy.py --upstream http://127.0.0.1:PORT [--listen 127.0.0.1]
@@ -25,6 +38,8 @@ Classification of each request
   otherwise the credential scope's service (`sts`, `iam`, ...); an unsigned
   request with a form `Action=` is taken as `sts` (AssumeRoleWithWebIdentity
   is unsigned); requests to moto's own `/moto-api/...` are `moto-api`.
+  A registry request has none of these (all null): match it by `method` and
+  `path`.
 - operation: the part of `X-Amz-Target` after the last dot, or the form body's
   (or query string's) `Action=<Op>` (awsQuery: STS, IAM).
 - roleArn: for AssumeRole* calls, the `RoleArn` parameter; for calls signed with
@@ -60,18 +75,41 @@ A rule:
                "operation": "GetAuthorizationToken", "region": "us-east-1",
                "roleArn": "arn:aws:iam::123456789012:role/x"},
      "action": "throttle", "count": 2}
+    {"match": {"method": ["PUT", "PATCH"], "path": "^/v2/t1/.*/blobs/uploads/"},
+     "action": "error", "status": 503, "probability": 0.2, "seed": 7}
 
 - Every match field is optional (absent or null = any).  A value may be a
   string (exact, case-sensitive) or a list of strings (any of them).  Unknown
   match fields or actions are rejected with HTTP 400 so typos fail loudly.
+  Fields: accessKeyId, service, operation, region, roleArn (see above),
+  method (the HTTP method, exact), path: a regular expression (Python `re`)
+  *searched* in the request path (without the query string), e.g.
+  "/blobs/uploads/" or "^/v2/myrepo/manifests/", and query: a regular
+  expression searched in the raw query string (as sent, still
+  percent-encoded), e.g. the hex of a blob's digest to pick one upload; for
+  both a list = any of them.  An invalid regex is rejected with HTTP 400.
 - `count` (optional): the rule applies to that many matching requests, then
   stays listed with remaining=0 and no longer matches.  Absent = forever.
+- `probability` (optional, 0..1): of the requests the rule matches, only this
+  fraction gets the fault; the others go on as if the rule were not there (to
+  the next rule, or upstream) and use up none of its `count`.  `seed`
+  (optional, integer) seeds the rule's own random generator, so the sequence
+  of decisions is reproducible (the n-th matching request always gets the same
+  decision); without it the generator is seeded from the OS.  `hits` counts
+  the faulted requests, `matched` all the requests the rule was asked about.
 - Rules are tried in the order they were added; the first live matching rule
   decides (one rule per request).  Scope rules by accessKeyId (or roleArn) so
-  tests running in parallel against one proxy don't disturb each other.
+  tests running in parallel against one proxy don't disturb each other; in
+  front of a registry, by a repository of the test's own in `path`, or give
+  the test a proxy of its own.
 - `delayMs` (optional, any action): sleep that long before acting.
 - `status`, `code`, `message` (optional, error actions): override the HTTP
   status, the error code and the message.
+- `headers` (optional, error actions): an object of extra response headers,
+  e.g. {"Retry-After": "1"}; `body` (optional, "error" only): any JSON value,
+  sent as the response body (Content-Type: application/json) instead of an
+  AWS error document, e.g. a registry's {"errors": [{"code": "TOOMANYREQUESTS",
+  "message": "slow down"}]}.
 
 Actions:
 - "throttle":      awsJson (ECR): HTTP 400, header x-amzn-ErrorType:
@@ -81,8 +119,18 @@ Actions:
 - "access_denied": awsJson: 400 AccessDeniedException; awsQuery: 403 AccessDenied.
 - "server_error":  default HTTP 500 with code InternalFailure; with "status": 503
                    the code is ServiceUnavailable.  Body in the service's format.
-- "error":         any error: requires "status" and "code".
+- "error":         any error: requires "status"; with "code" (+ "message") the
+                   body is an AWS error document in the request's protocol, with
+                   "body" that JSON, with neither an empty body.
+                   Error actions read (and discard) the whole request body
+                   first, so the connection stays usable (keep-alive) and the
+                   client has sent every byte of it: `requestBytes` counts them.
 - "delay":         sleep "delayMs" milliseconds, then forward normally.
+- "stall":         accept the request and never answer: no response, nothing
+                   forwarded, the request body left unread; the connection is
+                   held until the client closes it (a client timeout), or, with
+                   "seconds", closed without a response after that long.  For a
+                   slow answer that does come, use "delay".
 - "expires_in":    forward, then rewrite every authorizationData[].expiresAt of
                    a successful GetAuthorizationToken JSON response to
                    now + "seconds" (epoch seconds; may be negative or 0).
@@ -90,7 +138,16 @@ Actions:
                    failure).  The request is not forwarded, unless
                    "forward": true (then the upstream handles it and only the
                    response is lost).  "rst": true resets the connection
-                   (TCP RST) instead of closing it cleanly.
+                   (TCP RST: SO_LINGER 0, then close) instead of closing it
+                   cleanly.  A streamed request body (see above) is not read
+                   first: the client is cut off in the middle of sending it.
+                   "dropAfterBytes": N forwards the request line, the headers
+                   and the first N bytes of the body upstream, then resets
+                   the client's connection (RST unless "rst": false) and
+                   abandons the upstream one, mid-body (a blob upload cut off
+                   after N bytes; the upstream sees an incomplete request).
+                   A body of N bytes or fewer is forwarded whole, the upstream
+                   answers, and that answer is lost as with "forward": true.
 - "rate_limit":    an account's request rate limit: at most "perSecond"
                    matching requests in any second pass (to the next rule or
                    upstream); the others are throttled as "throttle" does.
@@ -101,11 +158,17 @@ x-amzn-ErrorType header) and awsQuery (`<ErrorResponse><Error><Type/><Code/>
 <Message/></Error><RequestId/></ErrorResponse>`).
 
 Call records: {"seq", "time" (epoch seconds, float, when the request arrived),
-"method", "path", "service", "operation", "accessKeyId", "region", "roleArn",
-"sourceAccessKeyId", "status" (HTTP status sent to the client; 0 = dropped,
-502 = upstream unreachable), "fault" (the rule id applied, or null),
-"action" (its action, or null)}.  A call is recorded before its response is
-written, so once a client has its answer the record is visible.
+"method", "path", "query" (the query string, "" if none), "service",
+"operation", "accessKeyId", "region", "roleArn", "sourceAccessKeyId",
+"status" (HTTP status sent to the client; 0 = no response: dropped or
+stalled; 502 = upstream unreachable), "fault" (the rule id applied, or null),
+"action" (its action, or null), "requestBytes" (body bytes read from the
+client: for "dropAfterBytes" the bytes forwarded, for "drop" and "stall" those
+read before, for error actions all of them), "responseBytes" (body bytes
+sent to the client)}.  A call is recorded before its response is written, so
+once a client has its answer the record is visible; "responseBytes" is filled
+in once a streamed body has been sent (it may lag the client's end by a
+moment).
 """
 
 import argparse
@@ -114,7 +177,9 @@ import http.server
 import itertools
 import json
 import os
+import random
 import re
+import select
 import socket
 import socketserver
 import struct
@@ -137,13 +202,28 @@ HOP_BY_HOP = {
     "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
     "proxy-connection",
 }
-MATCH_FIELDS = ("accessKeyId", "service", "operation", "region", "roleArn")
+MATCH_FIELDS = ("accessKeyId", "service", "operation", "region", "roleArn",
+                "method", "path", "query")
+REGEX_FIELDS = ("path", "query")
 ACTIONS = ("throttle", "access_denied", "server_error", "error", "delay",
-           "expires_in", "drop", "rate_limit")
-RECORD_FIELDS = ("seq", "time", "method", "path", "service", "operation",
-                 "accessKeyId", "region", "roleArn", "sourceAccessKeyId",
-                 "status", "fault", "action")
+           "expires_in", "drop", "rate_limit", "stall")
+ERROR_ACTIONS = ("throttle", "rate_limit", "access_denied", "server_error",
+                 "error")
+RECORD_FIELDS = ("seq", "time", "method", "path", "query", "service",
+                 "operation", "accessKeyId", "region", "roleArn",
+                 "sourceAccessKeyId", "status", "fault", "action",
+                 "requestBytes", "responseBytes")
 MAX_CALLS = 200000
+# Request bodies up to this size are read whole before the rules are asked
+# (AWS requests are classified by their body); larger ones stream.
+BUFFER_LIMIT = 1 << 20
+# The unit of streaming, both ways.
+BLOCK = 256 * 1024
+UPSTREAM_TIMEOUT = 120
+
+
+class ClientGone(Exception):
+    """The client closed or reset its connection while sending its body."""
 
 
 class BadRequest(Exception):
@@ -161,13 +241,16 @@ class State:
         self.call_seq = itertools.count(1)
         self.temp_keys = {}  # temporary AKID -> (roleArn, sourceAccessKeyId)
         self.issued = {}  # temporary AKID -> [secret access key, session token]
+        self.regexes = {}  # rule id -> {"path"/"query": compiled patterns}
+        self.rngs = {}  # rule id -> its random generator (probability)
 
     # -- rules ---------------------------------------------------------
     def add_rule(self, spec):
         if not isinstance(spec, dict):
             raise BadRequest("rule must be a JSON object")
         known = {"match", "action", "count", "delayMs", "seconds", "status",
-                 "code", "message", "forward", "rst", "perSecond"}
+                 "code", "message", "forward", "rst", "perSecond", "headers",
+                 "body", "dropAfterBytes", "probability", "seed"}
         extra = set(spec) - known
         if extra:
             raise BadRequest("unknown rule fields: %s" % sorted(extra))
@@ -180,10 +263,21 @@ class State:
                              % (sorted(bad), list(MATCH_FIELDS)))
         for k, v in match.items():
             if v is None or isinstance(v, str):
+                pass
+            elif isinstance(v, list) and all(isinstance(x, str) for x in v):
+                pass
+            else:
+                raise BadRequest("match.%s must be a string or list of strings" % k)
+        regexes = {}
+        for k in REGEX_FIELDS:
+            patterns = match.get(k)
+            if patterns is None:
                 continue
-            if isinstance(v, list) and all(isinstance(x, str) for x in v):
-                continue
-            raise BadRequest("match.%s must be a string or list of strings" % k)
+            try:
+                regexes[k] = [re.compile(x) for x in
+                              (patterns if isinstance(patterns, list) else [patterns])]
+            except re.error as e:
+                raise BadRequest("match.%s is not a regular expression: %s" % (k, e))
         action = spec.get("action")
         if action not in ACTIONS:
             raise BadRequest("action must be one of %s" % list(ACTIONS))
@@ -202,9 +296,39 @@ class State:
         if action == "rate_limit" and not (isinstance(spec.get("perSecond"), int)
                                            and spec["perSecond"] > 0):
             raise BadRequest("action rate_limit needs a positive integer perSecond")
-        if action == "error" and not (isinstance(spec.get("status"), int)
-                                      and isinstance(spec.get("code"), str)):
-            raise BadRequest("action error needs integer status and string code")
+        if action == "error" and not isinstance(spec.get("status"), int):
+            raise BadRequest("action error needs an integer status")
+        if "code" in spec and not isinstance(spec["code"], str):
+            raise BadRequest("code must be a string")
+        headers = spec.get("headers")
+        if headers is not None:
+            if action not in ERROR_ACTIONS:
+                raise BadRequest("headers only go with error actions %s"
+                                 % list(ERROR_ACTIONS))
+            if not (isinstance(headers, dict)
+                    and all(isinstance(k, str) and isinstance(v, str)
+                            for k, v in headers.items())):
+                raise BadRequest("headers must be an object of strings")
+        if "body" in spec and action != "error":
+            raise BadRequest("body only goes with action error")
+        if "dropAfterBytes" in spec:
+            n = spec["dropAfterBytes"]
+            if action != "drop" or spec.get("forward"):
+                raise BadRequest("dropAfterBytes goes with action drop, "
+                                 "without forward")
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise BadRequest("dropAfterBytes must be a non-negative integer")
+        if action == "stall" and "seconds" in spec and not (
+                isinstance(spec["seconds"], (int, float)) and spec["seconds"] > 0):
+            raise BadRequest("stall seconds must be a positive number")
+        probability = spec.get("probability")
+        if probability is not None and not (
+                isinstance(probability, (int, float))
+                and not isinstance(probability, bool) and 0 <= probability <= 1):
+            raise BadRequest("probability must be a number from 0 to 1")
+        seed = spec.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise BadRequest("seed must be an integer")
         if "status" in spec and not (isinstance(spec["status"], int)
                                      and 100 <= spec["status"] <= 599):
             raise BadRequest("status must be an HTTP status code")
@@ -215,7 +339,11 @@ class State:
             rule["hits"] = 0
             rule["remaining"] = count
             rule["passed"] = []  # rate_limit: when requests passed, last second
+            rule["matched"] = 0
             self.rules.append(rule)
+            # Kept beside the rule, which is listed as JSON.
+            self.regexes[rule["id"]] = regexes
+            self.rngs[rule["id"]] = random.Random(seed)
             return rule["id"]
 
     def list_rules(self):
@@ -226,9 +354,12 @@ class State:
         with self.lock:
             if rule_id is None:
                 self.rules = []
+                self.regexes, self.rngs = {}, {}
                 return True
             before = len(self.rules)
             self.rules = [r for r in self.rules if r["id"] != rule_id]
+            self.regexes.pop(rule_id, None)
+            self.rngs.pop(rule_id, None)
             return len(self.rules) != before
 
     def take_rule(self, info):
@@ -238,8 +369,16 @@ class State:
                 if rule["remaining"] is not None and rule["remaining"] <= 0:
                     continue
                 if not all(_field_matches(want, info.get(k))
-                           for k, want in rule["match"].items()):
+                           for k, want in rule["match"].items()
+                           if k not in REGEX_FIELDS):
                     continue
+                if not all(any(r.search(info.get(k) or "") for r in patterns)
+                           for k, patterns in self.regexes[rule["id"]].items()):
+                    continue
+                rule["matched"] += 1
+                if rule.get("probability") is not None and \
+                        self.rngs[rule["id"]].random() >= rule["probability"]:
+                    continue  # not this time: as if the rule were not there
                 if rule["action"] == "rate_limit":
                     now = time.monotonic()
                     rule["passed"] = [t for t in rule["passed"] if now - t < 1.0]
@@ -254,7 +393,11 @@ class State:
 
     # -- calls ---------------------------------------------------------
     def record(self, info, status, rule):
+        """Records a call; returns the record (see `update`)."""
         rec = {k: info.get(k) for k in RECORD_FIELDS}
+        rec["query"] = rec["query"] or ""
+        rec["requestBytes"] = rec["requestBytes"] or 0
+        rec["responseBytes"] = rec["responseBytes"] or 0
         rec["status"] = status
         rec["fault"] = rule["id"] if rule else None
         rec["action"] = rule["action"] if rule else None
@@ -269,6 +412,12 @@ class State:
             rec["region"], rec["status"],
             " [%s %s]" % (rec["fault"], rec["action"]) if rule else ""))
         sys.stderr.flush()
+        return rec
+
+    def update(self, rec, **fields):
+        """Sets fields of a record after the fact (responseBytes once sent)."""
+        with self.lock:
+            rec.update(fields)
 
     def query_calls(self, filters):
         for k in filters:
@@ -282,7 +431,7 @@ class State:
             except ValueError:
                 raise BadRequest("since must be an integer")
         with self.lock:
-            calls = list(self.calls)
+            calls = [dict(c) for c in self.calls]
         out = []
         for c in calls:
             if since is not None and c["seq"] <= since:
@@ -442,12 +591,18 @@ def fault_error(info, rule):
                    else "Internal failure (injected)")
     else:  # "error"
         status = rule["status"]
-        code = rule["code"]
+        code = rule.get("code")
         message = "Injected error"
+        if code is None or "body" in rule:  # not an AWS error
+            headers = [("Content-Type", "application/json")] if "body" in rule else []
+            out = json.dumps(rule["body"]).encode() if "body" in rule else b""
+            headers += list((rule.get("headers") or {}).items())
+            return status, headers, out
     status = rule.get("status", status)
     code = rule.get("code", code)
     message = rule.get("message", message)
-    return error_response(info, status, code, message)
+    status, headers, out = error_response(info, status, code, message)
+    return status, headers + list((rule.get("headers") or {}).items()), out
 
 
 def rewrite_expiry(body, seconds):
@@ -490,6 +645,121 @@ def learn_credentials(state, info, body):
                         info.get("accessKeyId"), secrets)
 
 
+class ClientBody:
+    """A request's body as the client sends it.  Up to BUFFER_LIMIT bytes with
+    a Content-Length (or a chunked body that ends within it) are read at once
+    into `prefix` (`complete`); the rest of a larger body is read as it is
+    forwarded (`chunks`), or thrown away (`drain`).  `read_bytes` counts the
+    body bytes read from the client so far (decoded, without chunk framing)."""
+
+    def __init__(self, rfile, headers):
+        self.rfile = rfile
+        te = (headers.get("Transfer-Encoding") or "").lower()
+        self.chunked = "chunked" in te
+        self.length = None
+        self.remaining = 0  # Content-Length framing: bytes not yet read
+        self.chunk_left = 0  # chunked framing: bytes left in the current chunk
+        self.in_chunk = False
+        self.read_bytes = 0
+        self.done = False  # every byte of the body read
+        self.consumed = False  # prefix handed out by chunks()
+        parts = []
+        if self.chunked:
+            n = 0
+            while n <= BUFFER_LIMIT:
+                data = self._read_chunked(BLOCK)
+                if not data:
+                    break
+                parts.append(data)
+                n += len(data)
+        else:
+            try:
+                self.length = max(0, int(headers.get("Content-Length") or 0))
+            except ValueError:
+                self.length = 0
+            self.remaining = self.length
+            if self.length <= BUFFER_LIMIT:
+                while True:
+                    data = self._read_length(BLOCK)
+                    if not data:
+                        break
+                    parts.append(data)
+        self.prefix = b"".join(parts)
+        self.complete = self.done
+
+    def _read(self, n):
+        try:
+            data = self.rfile.read(n)
+        except OSError as e:
+            raise ClientGone(str(e))
+        if not data:
+            raise ClientGone("the client closed its connection mid-body")
+        self.read_bytes += len(data)
+        return data
+
+    def _readline(self):
+        try:
+            line = self.rfile.readline(65537)
+        except OSError as e:
+            raise ClientGone(str(e))
+        if not line:
+            raise ClientGone("the client closed its connection mid-body")
+        return line
+
+    def _read_length(self, n):
+        if self.remaining <= 0:
+            self.done = True
+            return b""
+        data = self._read(min(n, self.remaining))
+        self.remaining -= len(data)
+        if self.remaining == 0:
+            self.done = True
+        return data
+
+    def _read_chunked(self, n):
+        if self.done:
+            return b""
+        while self.chunk_left == 0:
+            if self.in_chunk:
+                self._readline()  # the CRLF after a chunk's data
+                self.in_chunk = False
+            line = self._readline()
+            try:
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+            except ValueError:
+                raise ClientGone("bad chunk size line %r" % line[:40])
+            if size == 0:
+                while self._readline() not in (b"\r\n", b"\n"):
+                    pass  # trailers
+                self.done = True
+                return b""
+            self.chunk_left, self.in_chunk = size, True
+        data = self._read(min(n, self.chunk_left))
+        self.chunk_left -= len(data)
+        return data
+
+    def _next(self):
+        return self._read_chunked(BLOCK) if self.chunked else self._read_length(BLOCK)
+
+    def chunks(self):
+        """The whole body, piece by piece: the prefix, then the rest as it
+        arrives.  Once only."""
+        if not self.consumed:
+            self.consumed = True
+            if self.prefix:
+                yield self.prefix
+        while True:
+            data = self._next()
+            if not data:
+                return
+            yield data
+
+    def drain(self):
+        """Reads and discards what is left of the body."""
+        while self._next():
+            pass
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "faultproxy"
@@ -511,23 +781,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         sys.stderr.write("%s %s\n" % (time.strftime("%H:%M:%S"), fmt % args))
 
     # -- helpers -------------------------------------------------------
-    def _read_body(self):
-        te = (self.headers.get("Transfer-Encoding") or "").lower()
-        if "chunked" in te:
-            chunks = []
-            while True:
-                line = self.rfile.readline(65537)
-                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(65537)
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
     def _send(self, status, headers, body):
         self.send_response_only(status)
         seen = set()
@@ -567,67 +820,258 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     # -- main ----------------------------------------------------------
     def _dispatch(self):
-        body = self._read_body()
+        try:
+            body = ClientBody(self.rfile, self.headers)
+        except ClientGone:
+            self.close_connection = True
+            return
         parsed = urllib.parse.urlsplit(self.path)
         if parsed.path == "/__faults__" or parsed.path.startswith("/__faults__/"):
             try:
-                self._control(parsed, body)
+                body.drain()
+            except ClientGone:
+                self.close_connection = True
+                return
+            try:
+                self._control(parsed, body.prefix)
             except BadRequest as e:
                 self._send_json(400, {"error": str(e)})
             return
         state = self.server.state
         info = classify(self.command, parsed.path, parsed.query, self.headers,
-                        body, state)
+                        body.prefix if body.complete else b"", state)
+        info["query"] = parsed.query
         rule = state.take_rule(info)
         if rule and rule.get("delayMs"):
             time.sleep(rule["delayMs"] / 1000.0)
         action = rule["action"] if rule else None
-        if action in ("throttle", "rate_limit", "access_denied", "server_error", "error"):
+        if action in ERROR_ACTIONS:
+            try:
+                body.drain()
+            except ClientGone:
+                info["requestBytes"] = body.read_bytes
+                state.record(info, 0, rule)
+                self.close_connection = True
+                return
             status, headers, out = fault_error(info, rule)
+            info["requestBytes"] = body.read_bytes
             state.record(info, status, rule)
             self._send(status, headers, out)
             return
-        if action == "drop" and not rule.get("forward"):
+        if action == "stall":
+            info["requestBytes"] = body.read_bytes
+            state.record(info, 0, rule)
+            self._stall(rule.get("seconds"))
+            return
+        if action == "drop" and not rule.get("forward") and \
+                rule.get("dropAfterBytes") is None:
+            info["requestBytes"] = body.read_bytes
             state.record(info, 0, rule)
             self._drop(rule.get("rst"))
             return
-        status, headers, out = self._forward(body)
-        if status == 200 and info.get("operation", "") and \
-                info["operation"].startswith("AssumeRole"):
-            learn_credentials(state, info, out)
-        if action == "expires_in" and status == 200:
-            out = rewrite_expiry(out, rule["seconds"])
-        if action == "drop":
-            state.record(info, 0, rule)
-            self._drop(rule.get("rst"))
-            return
-        state.record(info, status, rule)
-        self._send(status, headers, out)
+        self._forward(info, body, rule)
 
-    def _forward(self, body):
+    def _forward(self, info, body, rule):
+        """Sends the request upstream (the body as it arrives), then the answer
+        back; buffers only the answers it must read or rewrite."""
+        state = self.server.state
+        action = rule["action"] if rule else None
+        drop_after = rule.get("dropAfterBytes") if action == "drop" else None
         up = self.server.upstream
-        conn = http.client.HTTPConnection(up.hostname, up.port, timeout=120)
+        conn = http.client.HTTPConnection(up.hostname, up.port,
+                                          timeout=UPSTREAM_TIMEOUT)
         try:
-            conn.putrequest(self.command, self.path, skip_host=True,
-                            skip_accept_encoding=True)
-            for k, v in self.headers.items():
-                if k.lower() in HOP_BY_HOP or k.lower() == "content-length":
-                    continue
-                conn.putheader(k, v)
-            if body or self.command in ("POST", "PUT", "PATCH"):
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body if body else None)
-            resp = conn.getresponse()
-            out = resp.read()
-            return resp.status, resp.getheaders(), out
-        except (OSError, http.client.HTTPException) as e:
-            info = {"protocol": "json" if self.headers.get("X-Amz-Target")
-                    else "query"}
-            return error_response(info, 502, "BadGateway",
-                                  "faultproxy: upstream %s unreachable: %s"
-                                  % (self.server.upstream_url, e))
+            try:
+                resp = self._send_upstream(conn, body, drop_after)
+            except ClientGone:
+                info["requestBytes"] = body.read_bytes
+                state.record(info, 0, rule)
+                self.close_connection = True
+                return
+            except (OSError, http.client.HTTPException) as e:
+                if not body.done:  # the rest of the body is still on its way
+                    self.close_connection = True
+                status, headers, out = error_response(
+                    {"protocol": "json" if self.headers.get("X-Amz-Target")
+                     else "query"}, 502, "BadGateway",
+                    "faultproxy: upstream %s unreachable: %s"
+                    % (self.server.upstream_url, e))
+                info["requestBytes"] = body.read_bytes
+                state.record(info, status, rule)
+                self._send(status, headers, out)
+                return
+            info["requestBytes"] = body.read_bytes
+            if resp is None:  # dropAfterBytes, in the middle of the body
+                info["requestBytes"] = drop_after  # forwarded; more may have come
+                state.record(info, 0, rule)
+                self._drop(rule.get("rst", True))
+                return
+            if action == "drop":  # forward: true, or a body within dropAfterBytes
+                try:
+                    while resp.read(BLOCK):
+                        pass
+                except (OSError, http.client.HTTPException):
+                    pass
+                state.record(info, 0, rule)
+                self._drop(rule.get("rst", drop_after is not None))
+                return
+            learn = resp.status == 200 and (info.get("operation") or "") \
+                .startswith("AssumeRole")
+            if learn or action == "expires_in":
+                try:
+                    out = resp.read()
+                except (OSError, http.client.HTTPException) as e:
+                    out = None
+                    err = e
+                if out is None:
+                    status, headers, out = error_response(
+                        info, 502, "BadGateway",
+                        "faultproxy: upstream %s failed: %s"
+                        % (self.server.upstream_url, err))
+                    state.record(info, status, rule)
+                    self._send(status, headers, out)
+                    return
+                if learn:
+                    learn_credentials(state, info, out)
+                if action == "expires_in" and resp.status == 200:
+                    out = rewrite_expiry(out, rule["seconds"])
+                rec = state.record(info, resp.status, rule)
+                state.update(rec, responseBytes=len(out))
+                self._send(resp.status, resp.getheaders(), out)
+                return
+            rec = state.record(info, resp.status, rule)
+            self._stream_response(resp, rec)
         finally:
             conn.close()
+
+    def _send_upstream(self, conn, body, drop_after):
+        """Request line, headers and body to the upstream; returns its response,
+        or None when the body was cut off after `drop_after` bytes."""
+        conn.putrequest(self.command, self.path, skip_host=True,
+                        skip_accept_encoding=True)
+        for k, v in self.headers.items():
+            if k.lower() in HOP_BY_HOP or k.lower() == "content-length":
+                continue
+            conn.putheader(k, v)
+        chunked = False
+        if body.complete:
+            if body.prefix or self.command in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body.prefix)))
+        elif body.chunked:
+            conn.putheader("Transfer-Encoding", "chunked")
+            chunked = True
+        else:
+            conn.putheader("Content-Length", str(body.length))
+        conn.endheaders()
+        sent = 0
+        try:
+            for data in body.chunks():
+                if drop_after is not None and sent + len(data) > drop_after:
+                    data = data[:drop_after - sent]
+                    if data:
+                        conn.send(b"%x\r\n%s\r\n" % (len(data), data)
+                                  if chunked else data)
+                    return None
+                conn.send(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                sent += len(data)
+            if chunked:
+                conn.send(b"0\r\n\r\n")
+        except OSError as e:
+            # The upstream stopped reading: it may have answered early (a 401
+            # or 413 before the body).  That answer goes to the client, and the
+            # connection closes after it, as the rest of the body is unread.
+            try:
+                resp = conn.getresponse()
+            except (OSError, http.client.HTTPException):
+                raise e
+            self.close_connection = True
+            return resp
+        return conn.getresponse()
+
+    def _stream_response(self, resp, rec):
+        """The upstream's answer to the client as it arrives: its headers
+        unchanged, the body in the upstream's framing (Content-Length, else
+        chunked, else until the connection closes)."""
+        headers = resp.getheaders()
+        length = None
+        chunked = False
+        for k, v in headers:
+            if k.lower() == "content-length":
+                length = v.strip()
+            elif k.lower() == "transfer-encoding" and "chunked" in v.lower():
+                chunked = True
+        no_body = (self.command == "HEAD" or resp.status in (204, 304)
+                   or 100 <= resp.status < 200)
+        mode = None
+        self.send_response_only(resp.status)
+        seen = set()
+        for k, v in headers:
+            lk = k.lower()
+            if lk in HOP_BY_HOP or lk == "content-length":
+                continue
+            seen.add(lk)
+            self.send_header(k, v)
+        if "date" not in seen:
+            self.send_header("Date", self.date_time_string())
+        if "x-amzn-requestid" not in seen:
+            self.send_header("x-amzn-RequestId", _request_id())
+        if no_body:
+            if length is not None:  # a HEAD's length is the GET's
+                self.send_header("Content-Length", length)
+        elif length is not None and not chunked:
+            self.send_header("Content-Length", length)
+            mode = "length"
+        elif self.request_version != "HTTP/1.0":
+            self.send_header("Transfer-Encoding", "chunked")
+            mode = "chunked"
+        else:
+            self.close_connection = True
+            mode = "close"
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        sent = 0
+        try:
+            self.end_headers()
+            while mode:
+                try:
+                    data = resp.read(BLOCK)
+                except (OSError, http.client.HTTPException):
+                    # The upstream broke off: so does the client's body.
+                    self._drop(True)
+                    return
+                if not data:
+                    break
+                if mode == "chunked":
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                else:
+                    self.wfile.write(data)
+                sent += len(data)
+            if mode == "chunked":
+                self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:  # the client went away
+            self.close_connection = True
+        finally:
+            self.server.state.update(rec, responseBytes=sent)
+
+    def _stall(self, seconds):
+        """Holds the connection without an answer until the client closes it,
+        or `seconds` pass; whatever the client sends is discarded."""
+        self.close_connection = True
+        deadline = None if seconds is None else time.monotonic() + seconds
+        sock = self.connection
+        try:
+            while True:
+                wait = 1.0
+                if deadline is not None:
+                    wait = min(wait, deadline - time.monotonic())
+                    if wait <= 0:
+                        break
+                readable, _, _ = select.select([sock], [], [], wait)
+                if readable and not sock.recv(BLOCK):
+                    break  # the client closed
+        except OSError:
+            pass
 
     def _control(self, parsed, body):
         state = self.server.state

@@ -5,15 +5,37 @@ Run with the moto venv's Python after `tests/bed/aws/start STATE_DIR`:
     . STATE_DIR/aws.env
     "$ECR_OPERATOR_CACHE/venv-moto-5.2.5/bin/python" tests/bed/aws/selftest.py
 (or just tests/bed/aws/selftest STATE_DIR).  Uses unique access key ids and
-names, so it may run while other tests use the same bed.  Exits non-zero on
-the first failure; prints "N passed, 0 failed" at the end.
+names, so it may run while other tests use the same bed.  Runs every test and
+prints "N passed, N failed" at the end; exits non-zero on any failure.
+
+The AWS tests go through the bed's running proxies ($BED_FAULTS,
+$BED_IAM_FAULTS), which run the faultproxy.py of the bed's start; with
+SELFTEST_FRESH_PROXY=1 they go through two proxies started from the current
+faultproxy.py in front of the same moto servers instead (to check an edited
+proxy without restarting the bed).  The tests of the streaming and registry
+rules (method, path, probability, stall, dropAfterBytes, headers/body) always
+start proxies of their own from the current file, in front of a small HTTP
+server in this process, and, when BED_REGISTRY2 is set (or found in
+$BED_STATE/registry.env), in front of the bed's second registry.
 """
 import base64
 import concurrent.futures
+import contextlib
+import hashlib
+import http.client
+import http.server
 import json
 import os
+import re
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -298,7 +320,512 @@ def moto_b_enforces_iam():
     assert [c["status"] for c in got] == [200, 400], got
 
 
+# --- Fresh proxies: streaming and the registry-side rules ----------------------
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROXY_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+PROXY_PIDS = {}  # base URL -> pid of a fresh proxy
+
+
+@contextlib.contextmanager
+def fresh_proxy(upstream):
+    """A faultproxy.py of the current file in front of `upstream`; yields its
+    base URL (http://127.0.0.1:PORT); killed on exit."""
+    d = tempfile.mkdtemp(prefix="faultproxy-selftest-")
+    port_file = os.path.join(d, "port")
+    log = open(os.path.join(d, "log"), "w")
+    proc = subprocess.Popen([PROXY_PYTHON, os.path.join(HERE, "faultproxy.py"),
+                             "--upstream", upstream, "--port-file", port_file],
+                            stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.time() + 10
+        while not os.path.exists(port_file):
+            assert proc.poll() is None, "faultproxy exited; see %s" % log.name
+            assert time.time() < deadline, "no port file after 10 s"
+            time.sleep(0.02)
+        with open(port_file) as f:
+            base = "http://127.0.0.1:%d" % int(f.read())
+        PROXY_PIDS[base] = proc.pid
+        yield base
+    finally:
+        proc.kill()
+        proc.wait()
+        log.close()
+
+
+def proxy_rss_peak_kib(base):
+    """VmHWM (peak RSS) of the fresh proxy at base."""
+    with open("/proc/%d/status" % PROXY_PIDS[base]) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+class Upstream:
+    """A small HTTP/1.1 server standing in for a registry: it reads every body
+    (Content-Length or chunked), remembers what arrived (method, path, headers,
+    length and sha256 of the body, whether it was complete), and answers JSON
+    with those; `GET /data/N` streams N bytes, HEAD answers a Content-Length
+    without a body, `GET /chunked/N` streams N bytes chunked."""
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _body(self):
+                h, n, complete = hashlib.sha256(), 0, True
+                try:
+                    if "chunked" in (self.headers.get("Transfer-Encoding") or ""):
+                        while True:
+                            line = self.rfile.readline()
+                            if not line:
+                                complete = False
+                                break
+                            size = int(line.split(b";")[0].strip() or b"0", 16)
+                            if size == 0:
+                                self.rfile.readline()
+                                break
+                            data = self.rfile.read(size)
+                            h.update(data)
+                            n += len(data)
+                            if len(data) < size:
+                                complete = False
+                                break
+                            self.rfile.readline()
+                    else:
+                        left = int(self.headers.get("Content-Length") or 0)
+                        while left:
+                            data = self.rfile.read(min(left, 1 << 16))
+                            if not data:
+                                complete = False
+                                break
+                            h.update(data)
+                            n += len(data)
+                            left -= len(data)
+                except OSError:
+                    complete = False
+                return n, "sha256:" + h.hexdigest(), complete
+
+            def do_GET(self):
+                n, digest, complete = self._body()
+                seen = {"method": self.command, "path": self.path, "bytes": n,
+                        "digest": digest, "complete": complete,
+                        "headers": dict(self.headers.items())}
+                with outer.lock:
+                    outer.requests.append(seen)
+                if not complete:
+                    self.close_connection = True
+                    return
+                m = re.match(r"^/(data|chunked)/(\d+)$", self.path)
+                if m and self.command in ("GET", "HEAD"):
+                    size = int(m.group(2))
+                    self.send_response(200)
+                    self.send_header("Docker-Content-Digest", "sha256:upstream")
+                    if m.group(1) == "data":
+                        self.send_header("Content-Length", str(size))
+                    else:
+                        self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    if self.command == "HEAD":
+                        return
+                    block = b"x" * (1 << 16)
+                    left = size
+                    while left:
+                        part = block[:min(left, len(block))]
+                        if m.group(1) == "data":
+                            self.wfile.write(part)
+                        else:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                        left -= len(part)
+                    if m.group(1) == "chunked":
+                        self.wfile.write(b"0\r\n\r\n")
+                    return
+                out = json.dumps(seen).encode()
+                self.send_response(201 if self.command in ("PUT", "POST") else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Location", "/v2/up/blobs/uploads/next?_state=abc")
+                self.send_header("Docker-Content-Digest", digest)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(out)
+
+            do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = S(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def seen(self, path):
+        with self.lock:
+            return [r for r in self.requests if r["path"] == path]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def upstream_and_proxy():
+    up = Upstream()
+    try:
+        with fresh_proxy(up.url) as base:
+            yield up, base
+    finally:
+        up.close()
+
+
+def request(base, method, path, body=None, headers=None, timeout=30, conn=None,
+            chunked=False):
+    """(status, headers dict (lower-case keys), body bytes); `body` may be bytes
+    or an iterable of bytes (sent chunked when `chunked`)."""
+    own = conn is None
+    if own:
+        u = urllib.parse.urlsplit(base)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {},
+                     encode_chunked=chunked)
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        if own:
+            conn.close()
+
+
+def ctl_at(base, method, path, body=None):
+    return ctl(method, path, body, base=base + "/__faults__")
+
+
+def rule_at(base, spec):
+    """Adds a rule to the fresh proxy at base; returns its id."""
+    return rule(spec, base=base + "/__faults__")
+
+
+def pattern(size, seed=0):
+    """`size` bytes that differ from block to block (so a spliced or restarted
+    body changes the digest)."""
+    out = bytearray()
+    i = seed
+    while len(out) < size:
+        out += hashlib.sha256(b"%d" % i).digest() * 64
+        i += 1
+    return bytes(out[:size])
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@test
+def streams_large_bodies_both_ways_unchanged():
+    with upstream_and_proxy() as (up, base):
+        big = pattern(24 << 20, 1)
+        hdrs = {"Authorization": "Basic bWlycm9yOnNlY3JldA==", "Range": "0-100",
+                "Docker-Content-Digest": sha(big), "Content-Type": "application/octet-stream",
+                "Host": "registry.example:5000", "X-Custom": "a, b;c=d"}
+        status, rh, out = request(base, "PUT", "/v2/t/blobs/uploads/u1?digest=x", big, hdrs)
+        assert status == 201, (status, out[:200])
+        got = json.loads(out)
+        assert (got["bytes"], got["digest"], got["complete"]) == (len(big), sha(big), True), got
+        for k, v in hdrs.items():  # request headers arrive as sent (Host too)
+            assert got["headers"].get(k) == v, (k, got["headers"])
+        assert rh["location"] == "/v2/up/blobs/uploads/next?_state=abc", rh
+        assert rh["docker-content-digest"] == sha(big), rh
+        # chunked request body of 3 MiB: streamed, chunked on to the upstream
+        mid = pattern(3 << 20, 2)
+        status, _, out = request(base, "PATCH", "/v2/t/blobs/uploads/u2",
+                                 (mid[i:i + 100000] for i in range(0, len(mid), 100000)),
+                                 chunked=True)
+        got = json.loads(out)
+        assert status == 200 and (got["bytes"], got["digest"]) == (len(mid), sha(mid)), got
+        assert "chunked" in got["headers"].get("Transfer-Encoding", ""), got["headers"]
+        # a small chunked body is read whole and sent with a Content-Length
+        status, _, out = request(base, "PATCH", "/v2/t/blobs/uploads/u3", iter([b"ab", b"cd"]),
+                                 chunked=True)
+        got = json.loads(out)
+        assert (got["bytes"], got["headers"].get("Content-Length")) == (4, "4"), got
+        # responses: Content-Length, chunked, HEAD keeps the length
+        status, rh, out = request(base, "GET", "/data/%d" % (40 << 20))
+        assert status == 200 and len(out) == 40 << 20 and rh["content-length"] == str(40 << 20)
+        status, rh, out = request(base, "GET", "/chunked/%d" % (5 << 20))
+        assert status == 200 and len(out) == 5 << 20 and "chunked" in rh.get("transfer-encoding", ""), rh
+        status, rh, out = request(base, "HEAD", "/data/12345")
+        assert (status, rh.get("content-length"), out) == (200, "12345", b""), rh
+        assert rh["docker-content-digest"] == "sha256:upstream"
+        peak = proxy_rss_peak_kib(base)
+        if peak is not None:  # 24 + 3 + 40 MiB went through
+            assert peak < 40 * 1024, "proxy peak RSS %d KiB: bodies were buffered" % peak
+            print("    proxy peak RSS %.1f MiB" % (peak / 1024))
+        _, calls_ = ctl_at(base, "GET", "/calls?method=PUT")
+        c = calls_["calls"][0]
+        assert (c["path"], c["query"], c["status"], c["requestBytes"]) == (
+            "/v2/t/blobs/uploads/u1", "digest=x", 201, len(big)), c
+        _, calls_ = ctl_at(base, "GET", "/calls?path=/data/%d" % (40 << 20))
+        assert calls_["calls"][0]["responseBytes"] == 40 << 20, calls_
+
+
+@test
+def method_path_error_with_headers_and_body():
+    with upstream_and_proxy() as (up, base):
+        rid = rule_at(base, {
+            "match": {"method": ["PUT", "PATCH"], "path": "/blobs/uploads/"},
+            "action": "error", "status": 429, "headers": {"Retry-After": "1"},
+            "body": {"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
+            "count": 1})
+        u = urllib.parse.urlsplit(base)
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+        big = pattern(5 << 20, 3)
+        assert request(base, "GET", "/v2/t/blobs/uploads/x", conn=conn)[0] == 200  # GET: no match
+        status, rh, out = request(base, "PUT", "/v2/t/blobs/uploads/x", big, conn=conn)
+        assert status == 429 and rh["retry-after"] == "1", (status, rh)
+        assert rh["content-type"] == "application/json"
+        assert json.loads(out)["errors"][0]["code"] == "TOOMANYREQUESTS", out
+        # the body was read (and dropped): the same connection goes on
+        status, _, out = request(base, "PUT", "/v2/t/blobs/uploads/x", big, conn=conn)
+        assert status == 201 and json.loads(out)["digest"] == sha(big)
+        conn.close()
+        assert len(up.seen("/v2/t/blobs/uploads/x")) == 2  # GET + second PUT
+        got = calls(base=base + "/__faults__", method="PUT")
+        assert [(c["status"], c["fault"], c["action"], c["requestBytes"]) for c in got] == [
+            (429, rid, "error", len(big)), (201, None, None, len(big))], got
+        # status only: an empty body; path as a list of regexes; anchors work
+        rule_at(base, {"match": {"path": ["^/v2/a/", "^/v2/b/"]},
+                                        "action": "error", "status": 503, "headers": {}})
+        assert request(base, "GET", "/v2/b/manifests/v1")[:3:2] == (503, b"")
+        assert request(base, "GET", "/x/v2/b/manifests/v1")[0] == 200
+        # query: a regex in the raw query string
+        rule_at(base, {"match": {"path": "^/q$", "query": "digest=sha256(:|%3A)ab"},
+                       "action": "error", "status": 404})
+        assert request(base, "PUT", "/q?_state=x&digest=sha256%3Aabc", b"")[0] == 404
+        assert request(base, "PUT", "/q?digest=sha256:abc", b"")[0] == 404
+        assert request(base, "PUT", "/q?digest=sha256:cd", b"")[0] == 201
+        assert request(base, "PUT", "/q", b"")[0] == 201
+        # an AWS error with extra headers
+        rule_at(base, {"match": {"path": "^/aws$"}, "action": "throttle",
+                                        "headers": {"Retry-After": "2"}, "count": 1})
+        status, rh, out = request(base, "POST", "/aws", b"{}",
+                                  {"X-Amz-Target": "AmazonEC2ContainerRegistry_V20150921.X"})
+        assert (status, rh["retry-after"], json.loads(out)["__type"]) == (
+            400, "2", "ThrottlingException"), (status, rh, out)
+
+
+@test
+def drop_after_bytes_cuts_the_body_mid_way():
+    with upstream_and_proxy() as (up, base):
+        big = pattern(8 << 20, 4)
+        for chunked in (False, True):
+            path = "/v2/t/blobs/uploads/cut-%s" % chunked
+            rule_at(base, {"match": {"path": path}, "action": "drop",
+                                            "dropAfterBytes": 1 << 20, "count": 1})
+            t = time.time()
+            try:
+                body = (big[i:i + (1 << 18)] for i in range(0, len(big), 1 << 18)) if chunked else big
+                request(base, "PUT", path, body, chunked=chunked)
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected) as e:
+                print("    dropAfterBytes (chunked=%s) -> %s" % (chunked, type(e).__name__))
+            else:
+                raise AssertionError("dropAfterBytes: the request succeeded")
+            assert time.time() - t < 10
+            deadline = time.time() + 5
+            while not up.seen(path) and time.time() < deadline:
+                time.sleep(0.05)
+            seen = up.seen(path)
+            assert len(seen) == 1 and not seen[0]["complete"], seen
+            assert seen[0]["bytes"] == 1 << 20, seen[0]["bytes"]
+            c = calls(base=base + "/__faults__", path=path)
+            assert [(x["status"], x["action"], x["requestBytes"]) for x in c] == [
+                (0, "drop", 1 << 20)], c
+            # the retry goes through whole
+            status, _, out = request(base, "PUT", path, big)
+            assert status == 201 and json.loads(out)["digest"] == sha(big)
+        # a body within the limit: forwarded whole, the answer lost
+        rule_at(base, {"match": {"path": "^/small$"}, "action": "drop",
+                                        "dropAfterBytes": 100, "count": 1})
+        try:
+            request(base, "PUT", "/small", b"x" * 100)
+        except (ConnectionResetError, http.client.RemoteDisconnected):
+            pass
+        else:
+            raise AssertionError("the answer was not lost")
+        assert [r["complete"] for r in up.seen("/small")] == [True]
+        # a plain drop (rst) of a streamed body: cut off before any byte goes on
+        rule_at(base, {"match": {"path": "^/dropped$"}, "action": "drop",
+                                        "rst": True, "count": 1})
+        try:
+            request(base, "PUT", "/dropped", big)
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            pass
+        else:
+            raise AssertionError("drop: the request succeeded")
+        assert up.seen("/dropped") == []
+
+
+@test
+def stall_never_answers():
+    with upstream_and_proxy() as (up, base):
+        rule_at(base, {"match": {"path": "^/stalled$"}, "action": "stall",
+                                        "count": 1})
+        t = time.time()
+        try:
+            request(base, "GET", "/stalled", timeout=1)
+        except socket.timeout:
+            pass
+        else:
+            raise AssertionError("stall: answered")
+        assert 0.9 < time.time() - t < 3
+        assert request(base, "GET", "/stalled")[0] == 200  # count used up
+        rule_at(base, {"match": {"path": "^/stalled$"}, "action": "stall",
+                                        "seconds": 0.5, "count": 1})
+        t = time.time()
+        try:
+            request(base, "PUT", "/stalled", pattern(4 << 20), timeout=10)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            pass
+        else:
+            raise AssertionError("stall with seconds: answered")
+        assert 0.4 < time.time() - t < 3, time.time() - t
+        got = calls(base=base + "/__faults__", path="/stalled")
+        assert [(c["status"], c["action"]) for c in got] == [
+            (0, "stall"), (200, None), (0, "stall")], got
+        assert len(up.seen("/stalled")) == 1
+
+
+@test
+def probability_is_a_seeded_fraction():
+    with upstream_and_proxy() as (up, base):
+        def faulted(path, n):
+            return [request(base, "GET", path)[0] == 503 for _ in range(n)]
+
+        for p in ("/p1", "/p2"):
+            rule_at(base, {"match": {"path": "^%s$" % p}, "action": "error",
+                                            "status": 503, "probability": 0.2, "seed": 42})
+        a, b = faulted("/p1", 300), faulted("/p2", 300)
+        assert a == b, "the same seed, the same decisions"
+        assert 30 <= sum(a) <= 90, sum(a)
+        print("    probability 0.2: %d of 300 faulted" % sum(a))
+        rule_at(base, {"match": {"path": "^/p3$"}, "action": "error",
+                                        "status": 503, "probability": 0.2, "seed": 43})
+        assert faulted("/p3", 300) != a
+        rules = {r["match"]["path"]: r for r in ctl_at(base, "GET", "/rules")[1]["rules"]}
+        assert (rules["^/p1$"]["hits"], rules["^/p1$"]["matched"]) == (sum(a), 300), rules["^/p1$"]
+        # count counts the faults only; 0 and 1 are never and always
+        rule_at(base, {"match": {"path": "^/p4$"}, "action": "error",
+                                        "status": 503, "probability": 0.5, "seed": 1, "count": 3})
+        assert sum(faulted("/p4", 60)) == 3
+        rule_at(base, {"match": {"path": "^/p5$"}, "action": "error",
+                                        "status": 503, "probability": 0})
+        rule_at(base, {"match": {"path": "^/p6$"}, "action": "error",
+                                        "status": 503, "probability": 1})
+        assert sum(faulted("/p5", 20)) == 0 and sum(faulted("/p6", 20)) == 20
+
+
+@test
+def new_fields_are_validated():
+    with upstream_and_proxy() as (up, base):
+        for bad in ({"match": {"path": "("}, "action": "drop"},
+                    {"match": {"query": ["ok", "[z-a]"]}, "action": "drop"},
+                    {"match": {"verb": "GET"}, "action": "drop"},
+                    {"action": "error", "status": 503, "probability": 1.5},
+                    {"action": "error", "status": 503, "probability": True},
+                    {"action": "error", "status": 503, "seed": "x"},
+                    {"action": "error", "status": 503, "dropAfterBytes": 5},
+                    {"action": "drop", "forward": True, "dropAfterBytes": 5},
+                    {"action": "drop", "dropAfterBytes": -1},
+                    {"action": "delay", "delayMs": 5, "headers": {"a": "b"}},
+                    {"action": "throttle", "body": {}},
+                    {"action": "error", "status": 503, "headers": {"a": 1}},
+                    {"action": "error"},
+                    {"action": "stall", "seconds": -1}):
+            status, out = ctl_at(base, "POST", "/rules", bad)
+            assert status == 400, (bad, status, out)
+        assert ctl_at(base, "GET", "/calls?requestBytes=0")[0] == 200
+
+
+@test
+def in_front_of_the_bed_registry():
+    env = dict(ENV)
+    if "BED_REGISTRY2" not in env and env.get("BED_STATE"):
+        try:
+            with open(os.path.join(env["BED_STATE"], "registry.env")) as f:
+                for line in f:
+                    k, _, v = line.strip().removeprefix("export ").partition("=")
+                    env.setdefault(k, v.strip("'\""))
+        except OSError:
+            pass
+    if "BED_REGISTRY2" not in env:
+        print("    skipped: no BED_REGISTRY2 (and no $BED_STATE/registry.env)")
+        return
+    auth = "Basic " + base64.b64encode(("%s:%s" % (
+        env["BED_REGISTRY2_USER"], env["BED_REGISTRY2_PASSWORD"])).encode()).decode()
+    repo = "selftest-%s/blob" % RUN.lower()
+    with fresh_proxy("http://" + env["BED_REGISTRY2"]) as base:
+        host = base.split("//", 1)[1]
+        status, rh, _ = request(base, "GET", "/v2/")
+        assert status == 401 and rh["www-authenticate"].startswith("Basic"), (status, rh)
+        assert request(base, "GET", "/v2/", headers={"Authorization": auth})[0] == 200
+        blob = pattern(12 << 20, 9)
+        # the first upload is cut off after 2 MiB, the second goes through
+        rule_at(base, {"match": {"method": "PUT", "path": "/blobs/uploads/"},
+                                        "action": "drop", "dropAfterBytes": 2 << 20, "count": 1})
+        for attempt in (1, 2):
+            status, rh, _ = request(base, "POST", "/v2/%s/blobs/uploads/" % repo,
+                                    headers={"Authorization": auth})
+            assert status == 202, status
+            loc = urllib.parse.urlsplit(rh["location"])
+            assert loc.netloc in ("", host), ("Location points at the proxy", rh["location"])
+            target = loc.path + "?" + loc.query + "&digest=" + sha(blob)
+            try:
+                status, rh, out = request(base, "PUT", target, blob,
+                                          {"Authorization": auth,
+                                           "Content-Type": "application/octet-stream"})
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                assert attempt == 1
+                continue
+            assert attempt == 2 and status == 201, (attempt, status, out)
+            assert rh["docker-content-digest"] == sha(blob), rh
+        status, rh, _ = request(base, "HEAD", "/v2/%s/blobs/%s" % (repo, sha(blob)),
+                                headers={"Authorization": auth})
+        assert (status, rh["content-length"]) == (200, str(len(blob))), (status, rh)
+        status, rh, out = request(base, "GET", "/v2/%s/blobs/%s" % (repo, sha(blob)),
+                                  headers={"Authorization": auth, "Range": "bytes=0-9"})
+        assert status in (200, 206), status
+        if status == 206:
+            assert out == blob[:10]
+        else:
+            assert sha(out) == sha(blob)
+        got = calls(base=base + "/__faults__", method="PUT")
+        assert [(c["status"], c["requestBytes"]) for c in got] == [
+            (0, 2 << 20), (201, len(blob))], got
+
+
+def use_fresh_aws_proxies(stack):
+    """SELFTEST_FRESH_PROXY=1: the AWS tests through proxies of the current
+    faultproxy.py, in front of the moto servers the bed's proxies front."""
+    upstream_b = json.loads(urllib.request.urlopen(
+        ENV["BED_IAM_FAULTS"] + "/health", timeout=10).read())["upstream"]
+    a = stack.enter_context(fresh_proxy(ENV["BED_MOTO_URL"]))
+    b = stack.enter_context(fresh_proxy(upstream_b))
+    ENV.update({"AWS_ENDPOINT_URL": a, "BED_FAULTS": a + "/__faults__",
+                "BED_IAM_ENDPOINT_URL": b, "BED_IAM_FAULTS": b + "/__faults__"})
+    print("AWS tests through fresh proxies %s (moto A), %s (moto B)" % (a, b))
+
+
 def main():
+    stack = contextlib.ExitStack()
+    if ENV.get("SELFTEST_FRESH_PROXY") == "1":
+        use_fresh_aws_proxies(stack)
     passed = failed = 0
     for fn in TESTS:
         t = time.time()
@@ -310,6 +837,7 @@ def main():
         else:
             passed += 1
             print("ok   %s (%.2fs)" % (fn.__name__, time.time() - t))
+    stack.close()
     print("%d passed, %d failed" % (passed, failed))
     raise SystemExit(1 if failed else 0)
 

@@ -10,6 +10,8 @@ pub mod fixtures;
 pub mod leaks;
 /// The real operator binary run as a child process for one test.
 pub mod operator;
+/// A fault proxy of one test's own in front of the bed's second registry.
+pub mod registry_faults;
 
 /// An HTTP client for the tests' own requests. reqwest is built without a TLS
 /// provider of its own (the binary has one stack, aws-lc-rs), so it is installed
