@@ -33,7 +33,9 @@ demo:
 # built as scripts/image/build does (static, size-optimised: its size is a third
 # of the operator's memory), under the debug test harness. BENCH_NAMESPACES sets
 # the scale (default 1000; e.g. `make bench BENCH_NAMESPACES=10000`),
-# BENCH_STEADY_SECS the quiet window (300).
+# BENCH_STEADY_SECS the quiet window (300). Also the mirror benchmark under
+# faults (BENCH_MIRROR_RUNS, …), against skopeo and crane (crane needs Go:
+# scripts/build-crane builds it once; without Go it is left out and said so).
 SHIPPED_TARGET = x86_64-unknown-linux-gnu
 bench:
 	CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
