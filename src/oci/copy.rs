@@ -838,7 +838,7 @@ impl Copier {
     ) -> Result<(), MirrorError> {
         let outcomes: Vec<(BlobOutcome, u64)> = stream::iter(blobs)
             .map(|d| async move {
-                let outcome = self.retrying(|| self.copy_blob(&d)).await?;
+                let outcome = self.copy_blob(&d).await?;
                 self.progress.blob_finished(&d.digest, d.size, outcome.0);
                 Ok::<_, MirrorError>(outcome)
             })
@@ -853,15 +853,17 @@ impl Copier {
 
     /// Puts one blob into the destination: nothing when it is there already, a
     /// mount where one is possible, else a stream from the source. Returns the
-    /// bytes uploaded.
+    /// bytes uploaded. The lookup and the upload are retried each on its own, so
+    /// a failed upload does not spend the budget of the lookup again.
     async fn copy_blob(&self, blob: &Descriptor) -> Result<(BlobOutcome, u64), MirrorError> {
         let digest = blob.digest.as_str();
-        Ok(if self.has_blob(digest).await? {
+        Ok(if self.retrying(|| self.has_blob(digest)).await? {
             (BlobOutcome::Skipped, 0)
         } else if self.mount_blob(digest).await {
             (BlobOutcome::Mounted, 0)
         } else {
-            (BlobOutcome::Copied, self.stream_blob(blob).await?)
+            let sent = self.retrying(|| self.stream_blob(blob)).await?;
+            (BlobOutcome::Copied, sent)
         })
     }
 
