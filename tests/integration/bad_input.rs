@@ -520,6 +520,15 @@ fn cel_cases(kind: Kind, message: &str, crd: &Crd, long_name: &str) -> Vec<Case>
             .iter()
             .map(|v| (spec_with(&|s| s["refreshBefore"] = json!(v)), None))
             .collect(),
+        // Two rules: no FIPS host in China, no dual-stack one in the ISO
+        // partitions and aws-eusc.
+        (Kind::Registry, "spec.endpoints") if message.contains("DualStack endpoints") => vec![(
+            spec_with(&|s| {
+                s["region"] = json!("eusc-de-east-1");
+                s["endpoints"] = json!(["Standard", "DualStack"]);
+            }),
+            None,
+        )],
         (Kind::Registry, "spec.endpoints") => vec![(
             spec_with(&|s| {
                 s["region"] = json!("cn-north-1");
