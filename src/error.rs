@@ -40,6 +40,19 @@ pub enum Error {
         detail: String,
     },
 
+    #[error(
+        "access denied on ecr-public:GetAuthorizationToken: {detail}; allow ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken in the IAM policy of the EcrRegistry's identity"
+    )]
+    EcrPublicAccessDenied { detail: String },
+
+    /// One region of several failed (the others are named in status.regions).
+    #[error("region {region}: {cause}{}", if *others > 0 { format!(" (and {others} more regions failing: see status.regions)") } else { String::new() })]
+    InRegion {
+        region: String,
+        others: usize,
+        cause: Box<Error>,
+    },
+
     #[error("AWS throttled {operation}; retrying with backoff")]
     Throttled { operation: &'static str },
 
@@ -93,7 +106,7 @@ impl Error {
             Self::CredentialsSecretIncomplete { .. } => "CredentialsSecretIncomplete",
             Self::NoCredentials { .. } => "NoCredentials",
             Self::AssumeRoleDenied { .. } => "AssumeRoleDenied",
-            Self::EcrAccessDenied { .. } => "EcrAccessDenied",
+            Self::EcrAccessDenied { .. } | Self::EcrPublicAccessDenied { .. } => "EcrAccessDenied",
             Self::Throttled { .. } => "Throttled",
             Self::Timeout { .. } => "Timeout",
             Self::Network { .. } => "NetworkError",
@@ -103,6 +116,7 @@ impl Error {
             Self::Kube(_) => "KubernetesApiError",
             Self::Finalizer(_) => "FinalizerError",
             Self::MirrorCrdMissing => "CrdMissing",
+            Self::InRegion { cause, .. } => cause.reason(),
         }
     }
 
@@ -115,12 +129,17 @@ impl Error {
             | Self::Aws { operation, .. } => Some(operation),
             Self::AssumeRoleDenied { .. } => Some("AssumeRole"),
             Self::EcrAccessDenied { operation, .. } => Some(operation),
+            Self::EcrPublicAccessDenied { .. } => Some("GetAuthorizationToken"),
+            Self::InRegion { cause, .. } => cause.aws_operation(),
             _ => None,
         }
     }
 
     /// True for failures that fix themselves (retry soon with backoff).
     pub fn is_transient(&self) -> bool {
+        if let Self::InRegion { cause, .. } = self {
+            return cause.is_transient();
+        }
         matches!(
             self,
             Self::Throttled { .. }

@@ -66,7 +66,7 @@ pub fn ecr_registry(name: &str) -> EcrRegistry {
     let mut r = EcrRegistry::new(
         name,
         EcrRegistrySpec {
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             endpoints: vec![Endpoint::Standard],
             ..Default::default()
         },

@@ -5,7 +5,7 @@ use crate::aws::auth_token::{AuthToken, Password, decode_authorization_token, ef
 use crate::aws::base_config::CREDENTIALS_TIMEOUT;
 use crate::aws::failure::{credentials_error, ecr_error};
 use crate::aws::registry_hosts::account_of_proxy_endpoint;
-use crate::crd::ecr_registry::AssumeRole;
+use crate::crd::ecr_registry::{AssumeRole, Endpoint};
 use crate::error::{Error, Result};
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
@@ -17,6 +17,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
 pub const DEFAULT_SESSION_NAME: &str = "ecr-operator";
+/// The only region of the ECR Public API.
+pub const PUBLIC_REGION: &str = "us-east-1";
 
 /// Static keys, from the credentials Secret or the environment of a CLI call.
 #[derive(Clone)]
@@ -65,6 +67,11 @@ impl StaticKeys {
 #[derive(Clone, Debug)]
 pub struct Identity {
     pub region: String,
+    /// The token is ECR Public's (public.ecr.aws, from us-east-1), not the private
+    /// registries' of `region`.
+    pub public: bool,
+    /// STS and ECR are called at their FIPS endpoints.
+    pub fips: bool,
     /// None: the operator's own identity (default provider chain).
     pub static_keys: Option<StaticKeys>,
     pub assume_role: Option<AssumeRole>,
@@ -79,8 +86,10 @@ impl Identity {
             k.session_token.as_ref().map(Password::expose).hash(&mut h);
         }
         format!(
-            "{}|{}|{:?}|{:x}",
+            "{}|{}|{}|{}|{:?}|{:x}",
             self.region,
+            if self.public { "public" } else { "private" },
+            if self.fips { "fips" } else { "standard" },
             self.static_keys
                 .as_ref()
                 .map_or("default-chain", |k| k.access_key_id.as_str()),
@@ -114,6 +123,8 @@ impl Identity {
 
     /// The same, with the credentials Secret already at hand (e.g. from a cache);
     /// `credentials` is the Secret that `spec.auth.secretRef` names, if it exists.
+    /// Its region is the registry's first (see [`Identity::in_region`]); FIPS when
+    /// spec.endpoints lists Fips.
     pub fn for_registry_from(
         registry: &crate::crd::ecr_registry::EcrRegistry,
         operator_namespace: &str,
@@ -136,10 +147,37 @@ impl Identity {
             }
         };
         Ok(Self {
-            region: registry.spec.region.clone(),
+            region: registry
+                .spec
+                .regions()
+                .first()
+                .map_or(PUBLIC_REGION, |r| r)
+                .to_string(),
+            public: false,
+            fips: registry.spec.endpoints.contains(&Endpoint::Fips),
             static_keys,
             assume_role: auth.assume_role,
         })
+    }
+
+    /// The same credentials for the private registries of `region`.
+    pub fn in_region(&self, region: &str) -> Self {
+        Self {
+            region: region.to_string(),
+            public: false,
+            ..self.clone()
+        }
+    }
+
+    /// The same credentials for ECR Public, whose API is in us-east-1 only and
+    /// has no FIPS endpoint.
+    pub fn for_public(&self) -> Self {
+        Self {
+            region: PUBLIC_REGION.to_string(),
+            public: true,
+            fips: false,
+            ..self.clone()
+        }
     }
 
     /// Resolves the credentials (assuming the roles of the chain in order) into an
@@ -163,10 +201,14 @@ impl Identity {
         let mut credentials = resolve(&provider, None).await?;
         if let Some(role) = &self.assume_role {
             let config = |p: &SharedCredentialsProvider| {
-                base.to_builder()
+                let mut b = base
+                    .to_builder()
                     .region(region.clone())
-                    .credentials_provider(p.clone())
-                    .build()
+                    .credentials_provider(p.clone());
+                if self.fips {
+                    b = b.use_fips(true);
+                }
+                b.build()
             };
             let steps = role
                 .via
@@ -201,15 +243,22 @@ impl Identity {
                 provider = SharedCredentialsProvider::new(credentials.clone());
             }
         }
-        Ok(base
+        let mut b = base
             .to_builder()
             .region(region)
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .build())
+            .credentials_provider(SharedCredentialsProvider::new(credentials));
+        if self.fips {
+            b = b.use_fips(true);
+        }
+        Ok(b.build())
     }
 
-    /// Resolves the credentials and fetches one authorization token.
+    /// Resolves the credentials and fetches one authorization token (ECR
+    /// Public's when `public`).
     pub async fn fetch_token(&self, base: &SdkConfig) -> Result<AuthToken> {
+        if self.public {
+            return self.fetch_public_token(base).await;
+        }
         let ecr = aws_sdk_ecr::Client::new(&self.sdk_config(base).await?);
         let out = ecr
             .get_authorization_token()
@@ -236,6 +285,47 @@ impl Identity {
             username,
             password,
             account: data.proxy_endpoint().and_then(account_of_proxy_endpoint),
+            fetched_at,
+            expires_at,
+            expiry_adjusted,
+        })
+    }
+}
+
+impl Identity {
+    /// ecr-public:GetAuthorizationToken. Its authorization data is one object, not
+    /// a list, and names no proxy endpoint: the host is always public.ecr.aws.
+    async fn fetch_public_token(&self, base: &SdkConfig) -> Result<AuthToken> {
+        const OP: &str = "GetAuthorizationToken";
+        let ecr = aws_sdk_ecrpublic::Client::new(&self.sdk_config(base).await?);
+        let out = ecr
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| match ecr_error(OP, &e) {
+                Error::EcrAccessDenied { detail, .. } => Error::EcrPublicAccessDenied { detail },
+                other => other,
+            })?;
+        let data = out.authorization_data().ok_or(Error::Aws {
+            operation: OP,
+            detail: "the ECR Public response holds no authorization data".into(),
+        })?;
+        let (username, password) =
+            decode_authorization_token(data.authorization_token().unwrap_or_default()).map_err(
+                |e| Error::Aws {
+                    operation: OP,
+                    detail: e.to_string(),
+                },
+            )?;
+        let fetched_at = jiff::Timestamp::now();
+        let reported = data
+            .expires_at()
+            .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
+        let (expires_at, expiry_adjusted) = effective_expiry(reported, fetched_at);
+        Ok(AuthToken {
+            username,
+            password,
+            account: None,
             fetched_at,
             expires_at,
             expiry_adjusted,

@@ -91,6 +91,9 @@ impl AwsArgs {
     pub fn identity(&self, region: &str) -> Identity {
         Identity {
             region: region.to_string(),
+            public: false,
+            // FIPS for the CLI comes from AWS_USE_FIPS_ENDPOINT, in the base config.
+            fips: false,
             static_keys: None,
             assume_role: self.role.role_arn.as_ref().map(|arn| AssumeRole {
                 role_arn: arn.clone(),

@@ -34,22 +34,44 @@ pub const ROLE_ARN_PATTERN: &str = r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso
     status = "EcrRegistryStatus",
     doc = "EcrRegistry keeps a kubernetes.io/dockerconfigjson secret with fresh Amazon ECR credentials in every selected namespace.",
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name: must be at most 63 characters, because it is used as a label value on the managed secrets"),
-    printcolumn = r#"{"name":"Region","type":"string","jsonPath":".spec.region"}"#,
+    printcolumn = r#"{"name":"Regions","type":"string","jsonPath":".status.regionSummary"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Synced","type":"string","jsonPath":".status.namespaces.summary"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("!self.region.startsWith('cn-') || !self.endpoints.exists(e, e == 'Fips')").message("spec.endpoints: Fips endpoints do not exist in the China regions; use Standard or DualStack"))]
-#[x_kube(validation = Rule::new("!(self.region.startsWith('us-iso-') || self.region.startsWith('us-isob-') || self.region.startsWith('us-isof-') || self.region.startsWith('eu-isoe-') || self.region.startsWith('eusc-')) || !self.endpoints.exists(e, e == 'DualStack')").message("spec.endpoints: DualStack endpoints do not exist in the aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and aws-eusc partitions; use Standard or Fips"))]
+#[x_kube(validation = Rule::new("!(has(self.region) && has(self.regions))").message("spec.regions: give either spec.region or spec.regions, not both; move spec.region into spec.regions"))]
+#[x_kube(validation = Rule::new("has(self.region) || has(self.regions) || (has(self.public) && self.public)").message("spec.regions: name at least one region (spec.region or spec.regions), or set spec.public to true"))]
+#[x_kube(validation = Rule::new("!self.endpoints.exists(e, e == 'Fips') || !(has(self.regions) ? self.regions : has(self.region) ? [self.region] : []).exists(r, r.startsWith('cn-'))").message("spec.endpoints: Fips endpoints do not exist in the China regions; use Standard or DualStack"))]
+#[x_kube(validation = Rule::new("!self.endpoints.exists(e, e == 'DualStack') || !(has(self.regions) ? self.regions : has(self.region) ? [self.region] : []).exists(r, r.startsWith('us-iso-') || r.startsWith('us-isob-') || r.startsWith('us-isof-') || r.startsWith('eu-isoe-') || r.startsWith('eusc-'))").message("spec.endpoints: DualStack endpoints do not exist in the aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and aws-eusc partitions; use Standard or Fips"))]
+#[x_kube(validation = Rule::new("!(has(self.public) && self.public) || !(has(self.regions) ? self.regions : has(self.region) ? [self.region] : []).exists(r, r.startsWith('cn-') || r.startsWith('us-gov-') || r.startsWith('us-iso-') || r.startsWith('us-isob-') || r.startsWith('us-isof-') || r.startsWith('eu-isoe-') || r.startsWith('eusc-'))").message("spec.public: ECR Public exists only in the aws partition (its token comes from us-east-1, which credentials of another partition cannot call); use a separate EcrRegistry for public.ecr.aws"))]
 pub struct EcrRegistrySpec {
     /// AWS region of the registries, e.g. eu-west-1, cn-north-1, us-gov-west-1 or
     /// eusc-de-east-1, in any partition (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
-    /// aws-iso-e, aws-iso-f, aws-eusc). One authorization token is fetched per
-    /// identity and region.
+    /// aws-iso-e, aws-iso-f, aws-eusc). For several regions use spec.regions
+    /// instead (the two are exclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(REGION_PATTERN))]
-    pub region: String,
+    pub region: Option<String>,
+
+    /// AWS regions of the registries, all in one partition, e.g. [eu-west-1,
+    /// us-east-1]: one secret holds the hosts of every region. One authorization
+    /// token is fetched per identity and region, concurrently; a region whose
+    /// refresh fails keeps its last entry while that is valid, is named in the
+    /// Ready condition and in status.regions, and does not hold the others back.
+    /// Exclusive with spec.region.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(min = 1, max = 10), inner(pattern(REGION_PATTERN)), extend("x-kubernetes-list-type" = "set"))]
+    pub regions: Vec<String>,
+
+    /// Also write ECR Public (public.ecr.aws) into the secret, with a token from
+    /// ecr-public:GetAuthorizationToken in us-east-1 (the identity also needs
+    /// sts:GetServiceBearerToken), fetched with the same identity (spec.auth).
+    /// Authenticated pulls from ECR Public get higher rate limits than anonymous
+    /// ones. Only in the aws partition. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub public: bool,
 
     /// 12-digit AWS account IDs whose registries go into the secret. The same token
     /// authenticates to every registry of the region that the identity may read.
@@ -62,7 +84,8 @@ pub struct EcrRegistrySpec {
     /// (<account>.dkr.ecr.<region>.amazonaws.com), Fips (<account>.dkr.ecr-fips.<region>.amazonaws.com)
     /// and DualStack (<account>.dkr-ecr.<region>.on.aws). The DNS suffix follows from the
     /// region's partition. Fips does not exist in the China regions; DualStack only in
-    /// the aws, aws-cn and aws-us-gov partitions. Default: [Standard].
+    /// the aws, aws-cn and aws-us-gov partitions. With Fips in the list, the AWS calls
+    /// for this registry (STS and ECR) use FIPS endpoints too. Default: [Standard].
     #[serde(default = "default_endpoints")]
     #[schemars(length(min = 1), extend("x-kubernetes-list-type" = "set"))]
     pub endpoints: Vec<Endpoint>,
@@ -283,6 +306,17 @@ pub struct EcrRegistryStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub registries: Vec<String>,
 
+    /// The token of each region (and of ECR Public, named "public"): when it
+    /// expires, when it was fetched, and why its last refresh failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub regions: Vec<RegionStatus>,
+
+    /// The regions for the printer column, a failing one with its reason: e.g.
+    /// "eu-west-1,us-east-1(Throttled),public".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_summary: Option<String>,
+
     /// When the token in the secrets expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
@@ -317,6 +351,27 @@ pub struct EcrRegistryStatus {
     pub failures: Vec<NamespaceFailure>,
 }
 
+/// The token of one region, or of ECR Public.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionStatus {
+    /// The region, or "public" for ECR Public (public.ecr.aws, token from us-east-1).
+    pub name: String,
+
+    /// When the token written for this region expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+
+    /// When that token was fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh_time: Option<Time>,
+
+    /// Why the last refresh of this region failed (e.g. AccessDenied, Throttled);
+    /// absent when it succeeded. The Ready condition's message says more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Counts of selected and synced namespaces.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
 pub struct NamespaceCounts {
@@ -339,6 +394,19 @@ pub struct NamespaceFailure {
     pub reason: String,
     /// What happened and how to fix it.
     pub message: String,
+}
+
+/// The name of ECR Public in spec and status ("public").
+pub const PUBLIC: &str = "public";
+
+impl EcrRegistrySpec {
+    /// The regions, from spec.regions or spec.region.
+    pub fn regions(&self) -> Vec<&str> {
+        match &self.region {
+            Some(r) if self.regions.is_empty() => vec![r.as_str()],
+            _ => self.regions.iter().map(String::as_str).collect(),
+        }
+    }
 }
 
 impl EcrRegistry {

@@ -17,7 +17,8 @@ use crate::registry::record;
 use crate::registry::requeue::{self, Pass, Requeue};
 use crate::registry::resync::{self, Ledger, Written};
 use crate::registry::status::{self, StatusInput, SyncOutcome};
-use crate::registry::token::{TokenCache, TokenStep};
+use crate::registry::regions::{self, RegionToken};
+use crate::registry::token::TokenCache;
 use crate::runtime::admin::Readiness;
 use crate::runtime::backoff::Backoffs;
 use crate::runtime::events::Events;
@@ -345,10 +346,12 @@ impl Context {
         self.list_service_accounts();
         let name = registry.name_any();
         let now = jiff::Timestamp::now();
-        let token = self.token_step(registry, deleting).await;
-        let token_error_transient = token.error.as_ref().is_some_and(Error::is_transient);
-        let mut secret =
-            desired_secret::for_token(registry, token.token.as_ref(), token.error, now);
+        let tokens = self.token_steps(registry, deleting).await;
+        let token_error_transient = tokens
+            .iter()
+            .any(|t| t.step.error.as_ref().is_some_and(Error::is_transient));
+        let next_refresh = tokens.iter().filter_map(|t| t.step.next_refresh).min();
+        let mut secret = desired_secret::for_regions(registry, tokens, now);
         let managed = self.managed(registry).await?;
         let (plan, uids) =
             match self.plan(registry, &managed, secret.desired.as_ref(), deleting, now) {
@@ -382,10 +385,11 @@ impl Context {
             managed: &next,
             plan: &plan,
             outcome: &outcome,
-            token: token.token.as_ref(),
+            token: secret.token.as_ref(),
             serving: secret.desired.is_some(),
             hosts: &secret.hosts,
-            next_refresh: token.next_refresh,
+            regions: &secret.regions,
+            next_refresh,
             error: secret.error.as_ref(),
             now,
         });
@@ -402,7 +406,7 @@ impl Context {
             transient_error: token_error_transient,
             lasting_error: secret.error.is_some() && !token_error_transient,
             namespace_failures: !outcome.failures.is_empty() || !plan.conflicts.is_empty(),
-            next_refresh: token.next_refresh,
+            next_refresh,
             next_resync,
             now: jiff::Timestamp::now(),
         };
@@ -430,24 +434,37 @@ impl Context {
         });
     }
 
-    /// The token to serve (none while deleting: cleanup needs no AWS).
-    async fn token_step(&self, registry: &EcrRegistry, deleting: bool) -> TokenStep {
+    /// The token step of every region, concurrently (none while deleting:
+    /// cleanup needs no AWS).
+    async fn token_steps(&self, registry: &EcrRegistry, deleting: bool) -> Vec<RegionToken> {
         if deleting {
-            return TokenStep::default();
+            return Vec::new();
         }
         let name = registry.name_any();
-        let step = self
-            .tokens
-            .step(
-                &name,
-                &registry.spec.refresh_before,
-                self.identity(registry),
-            )
-            .await;
-        if let Some(result) = step.refresh_result {
-            self.registry_metrics.count_refresh(&name, result);
+        let checked = regions::check(&registry.spec);
+        let steps = regions::names(&registry.spec).into_iter().map(|region| {
+            let identity = match &checked {
+                Ok(()) => self
+                    .identity(registry)
+                    .map(|i| regions::identity(&i, &region)),
+                Err(e) => Err(Error::InvalidSpec(e.clone())),
+            };
+            let name = &name;
+            async move {
+                let step = self
+                    .tokens
+                    .step(name, &registry.spec.refresh_before, identity)
+                    .await;
+                RegionToken { name: region, step }
+            }
+        });
+        let steps = futures::future::join_all(steps).await;
+        for t in &steps {
+            if let Some(result) = t.step.refresh_result {
+                self.registry_metrics.count_refresh(&name, result);
+            }
         }
-        step
+        steps
     }
 
     fn identity(&self, registry: &EcrRegistry) -> Result<Identity> {

@@ -1,11 +1,10 @@
 //! The managed secret as the operator wants it in every namespace.
 
 use crate::aws::auth_token::AuthToken;
-use crate::aws::docker_config::DockerConfig;
-use crate::aws::registry_hosts::registry_hosts;
-use crate::crd::ecr_registry::EcrRegistry;
+use crate::crd::ecr_registry::{EcrRegistry, RegionStatus};
 use crate::crd::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::Error;
+use crate::registry::regions::{self, RegionToken};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,14 +17,18 @@ pub const EXPIRES_AT_ANNOTATION: &str = "ecr-operator.io/expires-at";
 pub const SECRET_TYPE: &str = "kubernetes.io/dockerconfigjson";
 pub const DATA_KEY: &str = ".dockerconfigjson";
 
-/// What the token allows to write.
+/// What the tokens allow to write.
 pub struct SecretStep {
     /// The registry hosts the secret opens.
     pub hosts: Vec<String>,
     /// None while there is no token to write (nothing is written then).
     pub desired: Option<DesiredSecret>,
-    /// The token step's error, or why the secret cannot be built.
+    /// The token in the secret that expires first, if any.
+    pub token: Option<AuthToken>,
+    /// The token steps' error, or why the secret cannot be built.
     pub error: Option<Error>,
+    /// Each region's token state, for the status.
+    pub regions: Vec<RegionStatus>,
 }
 
 /// A token is served after a failed refresh while more than this is left of it
@@ -38,47 +41,31 @@ pub fn still_servable(token: &AuthToken, now: jiff::Timestamp) -> bool {
     token.expires_at.duration_since(now) > SAFETY_MARGIN.min(lifetime / 4)
 }
 
-/// The secret for `token`: its hosts are those of `spec.registryIds`, else of the
-/// account the credentials belong to. After a failed refresh the last token is
-/// still served (to new and re-created namespaces too) while it is far enough
-/// from expiry; the failure stays in `error` for the status.
-pub fn for_token(
+/// The secret for the tokens of the registry's regions ([`regions::serve`]):
+/// its hosts are those of `spec.registryIds`, else of the account the credentials
+/// belong to. After a failed refresh the last token is still served (to new and
+/// re-created namespaces too) while it is far enough from expiry; the failure
+/// stays in `error` for the status.
+pub fn for_regions(
     registry: &EcrRegistry,
-    token: Option<&AuthToken>,
-    mut error: Option<Error>,
+    tokens: Vec<RegionToken>,
     now: jiff::Timestamp,
 ) -> SecretStep {
-    let accounts = match (
-        &registry.spec.registry_ids,
-        token.and_then(|t| t.account.clone()),
-    ) {
-        (ids, _) if !ids.is_empty() => ids.clone(),
-        (_, Some(account)) => vec![account],
-        (_, None) => vec![],
-    };
-    if token.is_some() && accounts.is_empty() && error.is_none() {
-        error = Some(Error::InvalidSpec(
-            "spec.registryIds: the account of the credentials is unknown; list the registry account IDs".into(),
-        ));
-    }
-    let hosts = registry_hosts(&accounts, &registry.spec.region, &registry.spec.endpoints);
-    let servable = |t: &AuthToken| match &error {
-        None => true,
-        Some(Error::InvalidSpec(_)) => false,
-        Some(_) => still_servable(t, now),
-    };
-    let desired = match token {
-        Some(t) if servable(t) => Some(DesiredSecret::new(
-            registry,
-            DockerConfig::for_token(t, &hosts).to_json(),
-            t.expires_at,
-        )),
-        _ => None,
-    };
+    let prev = registry
+        .status
+        .as_ref()
+        .map(|s| s.regions.as_slice())
+        .unwrap_or_default();
+    let served = regions::serve(&registry.spec, tokens, prev, now);
+    let desired = served.config.as_ref().zip(served.earliest.as_ref()).map(|(c, t)| {
+        DesiredSecret::new(registry, c.to_json(), t.expires_at)
+    });
     SecretStep {
-        hosts,
+        hosts: served.hosts,
         desired,
-        error,
+        token: served.earliest,
+        error: served.error,
+        regions: served.regions,
     }
 }
 
@@ -186,31 +173,40 @@ mod tests {
         ));
     }
 
+    fn one(token: Option<AuthToken>, error: Option<Error>) -> Vec<RegionToken> {
+        vec![RegionToken {
+            name: "us-east-1".into(),
+            step: crate::registry::token::TokenStep {
+                token,
+                error,
+                ..Default::default()
+            },
+        }]
+    }
+
     #[test]
     fn a_throttled_refresh_still_builds_the_secret_a_bad_spec_does_not() {
         let t0 = jiff::Timestamp::from_second(1_000_000).unwrap();
         let t = token(t0, jiff::SignedDuration::from_hours(12));
         let r = registry();
-        let throttled = Some(Error::Throttled {
-            operation: "GetAuthorizationToken",
-        });
-        let step = for_token(
+        let throttled = || {
+            Some(Error::Throttled {
+                operation: "GetAuthorizationToken",
+            })
+        };
+        let step = for_regions(
             &r,
-            Some(&t),
-            throttled,
+            one(Some(t.clone()), throttled()),
             t0 + jiff::SignedDuration::from_hours(1),
         );
         assert!(step.desired.is_some() && step.error.is_some());
-        let late = for_token(
+        let late = for_regions(
             &r,
-            Some(&t),
-            Some(Error::Throttled {
-                operation: "GetAuthorizationToken",
-            }),
+            one(Some(t.clone()), throttled()),
             t0 + jiff::SignedDuration::from_hours(12),
         );
         assert!(late.desired.is_none());
-        let bad = for_token(&r, Some(&t), Some(Error::InvalidSpec("x".into())), t0);
+        let bad = for_regions(&r, one(Some(t), Some(Error::InvalidSpec("x".into()))), t0);
         assert!(bad.desired.is_none());
         assert_eq!(step.hosts, ["123456789012.dkr.ecr.us-east-1.amazonaws.com"]);
     }

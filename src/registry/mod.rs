@@ -2,8 +2,8 @@
 //! with a fresh ECR token in every selected namespace.
 //!
 //! [`controller`] drives one pass per EcrRegistry through named steps:
-//! [`token`] (the shared token cache and refresh timing) → [`desired_secret`]
-//! (the secret a token makes) → [`observe`] and [`plan`] (pure, with
+//! [`token`] (the shared token cache and refresh timing, one token per region)
+//! → [`desired_secret`] (the secret the regions' tokens make, with [`regions`]) → [`observe`] and [`plan`] (pure, with
 //! [`namespace_selection`]) → [`apply`] (thin API layer) → [`status`] (pure) →
 //! [`requeue`] (pure, with [`resync`]: drift repair). [`record`] keeps where the
 //! secrets live; [`metrics`] are the per-registry series.
@@ -16,6 +16,7 @@ pub mod namespace_selection;
 pub mod observe;
 pub mod plan;
 pub mod record;
+pub mod regions;
 pub mod requeue;
 pub mod resync;
 pub mod status;

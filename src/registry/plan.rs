@@ -311,7 +311,7 @@ mod tests {
 
     fn registry(status: EcrRegistryStatus) -> EcrRegistry {
         let mut spec = EcrRegistrySpec {
-            region: "us-east-1".into(),
+            region: Some("us-east-1".into()),
             ..Default::default()
         };
         spec.namespaces.selector = Some(LabelSelector {

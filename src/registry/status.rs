@@ -1,9 +1,12 @@
 //! The EcrRegistry's status as a pure function of the plan and what applying it did.
 
 use crate::aws::auth_token::AuthToken;
-use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus, NamespaceCounts, NamespaceFailure};
+use crate::crd::ecr_registry::{
+    EcrRegistry, EcrRegistryStatus, NamespaceCounts, NamespaceFailure, RegionStatus,
+};
 use crate::error::Error;
 use crate::registry::plan::Plan;
+use crate::registry::regions;
 use crate::runtime::conditions::{condition, find};
 use crate::runtime::status::time;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -33,6 +36,8 @@ pub struct StatusInput<'a> {
     /// far enough from expiry).
     pub serving: bool,
     pub hosts: &'a [String],
+    /// Each region's token state ([`crate::registry::regions::serve`]).
+    pub regions: &'a [RegionStatus],
     pub next_refresh: Option<jiff::Timestamp>,
     /// Why no token could be fetched, or why the spec is unusable.
     pub error: Option<&'a Error>,
@@ -89,6 +94,8 @@ pub fn compute(input: &StatusInput<'_>) -> EcrRegistryStatus {
         } else {
             input.hosts.to_vec()
         },
+        regions: input.regions.to_vec(),
+        region_summary: regions::summary(input.regions),
         expires_at: input.token.map(|t| time(t.expires_at)).or(prev.expires_at),
         last_refresh_time: input
             .token
@@ -216,6 +223,7 @@ mod tests {
             token,
             serving,
             hosts: &[],
+            regions: &[],
             next_refresh: None,
             error: Some(&Error::Throttled {
                 operation: "GetAuthorizationToken",
@@ -269,6 +277,7 @@ mod tests {
             token: Some(&t),
             serving: true,
             hosts: &["h".into()],
+            regions: &[],
             next_refresh: None,
             error: None,
             now,
@@ -302,6 +311,7 @@ mod tests {
             token: Some(&t),
             serving: false,
             hosts: &["h".into()],
+            regions: &[],
             next_refresh: None,
             error: None,
             now,
@@ -342,6 +352,7 @@ mod tests {
                 token: Some(&t),
                 serving: false,
                 hosts: &[],
+                regions: &[],
                 next_refresh: None,
                 error: Some(&err),
                 now: at,
@@ -399,6 +410,7 @@ mod tests {
             token: None,
             serving: false,
             hosts: &[],
+            regions: &[],
             next_refresh: None,
             error: None,
             now,

@@ -70,7 +70,7 @@ impl TokenCache {
         match self.get(&identity, rb).await {
             Ok(t) => {
                 if t.fetched_now {
-                    tracing::info!(region = identity.region, expires_at = %t.token.expires_at, "token fetched");
+                    tracing::info!(region = identity.region, public = identity.public, expires_at = %t.token.expires_at, "token fetched");
                 }
                 if t.token.expiry_adjusted
                     && self

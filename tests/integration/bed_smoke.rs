@@ -84,6 +84,8 @@ async fn moto_returns_a_token_that_the_registry_accepts() {
         .await;
     let identity = Identity {
         region: bed.var("AWS_REGION").to_string(),
+        public: false,
+        fips: false,
         static_keys: Some(StaticKeys {
             access_key_id: TestNames::new("moto").access_key_id(),
             secret_access_key: Password::new(bed.var("AWS_SECRET_ACCESS_KEY")),

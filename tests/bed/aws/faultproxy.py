@@ -9,8 +9,10 @@ Host header, so SigV4 signatures still verify at moto and a registry's upload
 Docker-Content-Digest, WWW-Authenticate, ... pass both ways untouched) and
 body.  Tests point the AWS SDK or a registry client at the proxy and drive it
 through a small JSON control API to inject throttling, access denials, server
-errors, latency, stalls, token expiries and dropped connections (also in the
-middle of a request body), and to count the calls the code under test made.
+errors, latency, stalls, token expiries and rewrites and dropped connections
+(also in the middle of a request body), and to count the calls the code under
+test made.  In front of moto it also stands in for ECR Public, which moto
+lacks: it answers GetAuthorizationToken itself (see "ECR Public stand-in").
 
 Bodies stream: a request body of up to 1 MiB with a Content-Length (or a
 chunked one that ends within 1 MiB) is read whole before the rules are asked,
@@ -18,12 +20,16 @@ as AWS requests are classified by their body, and forwarded with a
 Content-Length; a larger one (a blob upload of any size, chunked or not)
 is forwarded as it arrives, in the client's framing.  Responses stream too,
 with the upstream's Content-Length (also on HEAD) or re-chunked; only the
-responses the proxy must read (AssumeRole*, `expires_in`) are buffered.
-Nothing is held whole in memory but those small bodies.
+responses the proxy must read (AssumeRole*, `expires_in`, `token`) are
+buffered.  Nothing is held whole in memory but those small bodies.
 
 Usage:
     faultproxy.py --upstream http://127.0.0.1:PORT [--listen 127.0.0.1]
                   [--port 0] [--port-file FILE]
+                  [--public-password PASSWORD]
+
+--public-password: the password in the ECR Public stand-in's tokens (default
+"public-auth-token"; GET /__faults__/health reports it as ecrPublicPassword).
 
 With --port 0 the kernel picks a free port; the port actually bound is written
 to --port-file (atomically) once the proxy accepts connections.
@@ -34,7 +40,13 @@ Classification of each request
   <region>/<service>/aws4_request, ...` (or a presigned `X-Amz-Credential`
   query parameter); null when the request is unsigned.
 - region: from the same credential scope; null when unsigned.
+- signingService: the credential scope's service as signed (`ecr`,
+  `ecr-public`, `sts`, ...); null when unsigned.
+- target, contentType: the request's X-Amz-Target and Content-Type headers as
+  sent (null when absent), so tests can assert the request's shape.
 - service: `ecr` when `X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Op>`;
+  `ecr-public` when `X-Amz-Target: SpencerFrontendService.<Op>` (whatever the
+  scope says, signed or not);
   otherwise the credential scope's service (`sts`, `iam`, ...); an unsigned
   request with a form `Action=` is taken as `sts` (AssumeRoleWithWebIdentity
   is unsigned); requests to moto's own `/moto-api/...` are `moto-api`.
@@ -68,7 +80,8 @@ GET    /__faults__/issued?accessKeyId=AKIA...
                                 AssumeRole* responses handed out, through this
                                 proxy, to a chain of calls started with that key
                                 (so tests can check that none of them leaks)
-GET    /__faults__/health       {"ok": true, "upstream": "..."}
+GET    /__faults__/health       {"ok": true, "upstream": "...",
+                                 "ecrPublicPassword": "public-auth-token"}
 
 A rule:
     {"match": {"accessKeyId": "AKIA...", "service": "ecr",
@@ -111,6 +124,45 @@ A rule:
   AWS error document, e.g. a registry's {"errors": [{"code": "TOOMANYREQUESTS",
   "message": "slow down"}]}.
 
+ECR Public stand-in
+-------------------
+A request with `X-Amz-Target: SpencerFrontendService.<Op>` (service
+`ecr-public`: the ECR Public API, awsJson1_1, signing name `ecr-public`, real
+endpoint https://api.ecr-public.us-east-1.amazonaws.com) is never forwarded:
+moto has no ECR Public.  It is classified, recorded and matched by the rules
+like any other call (throttle, access_denied, errors, delay, stall, drop,
+rate_limit, expires_in, token all apply; rule actions come first; "drop"
+with "forward" or "dropAfterBytes" loses the stand-in's answer), and where
+the upstream would answer, the proxy answers instead:
+- POST / with `Content-Type: application/x-amz-json-1.1`, `X-Amz-Target:
+  SpencerFrontendService.GetAuthorizationToken`, a JSON object body (the SDKs
+  send `{}`), SigV4 credential scope `<AKID>/<date>/us-east-1/ecr-public/
+  aws4_request`  ->  HTTP 200, `Content-Type: application/x-amz-json-1.1`,
+  x-amzn-RequestId, body
+      {"authorizationData": {"authorizationToken": base64("AWS:<password>"),
+                             "expiresAt": <now + 12 h, epoch seconds>}}
+  ONE object, not a list as in private ECR; <password> is --public-password
+  (default "public-auth-token").
+- no Authorization header (nor presigned X-Amz-Credential): 403
+  MissingAuthenticationTokenException "Missing Authentication Token".
+- an Authorization header that is not AWS4-HMAC-SHA256 with Credential,
+  SignedHeaders and Signature: 400 IncompleteSignatureException.
+- credential scope service not `ecr-public`: 400 InvalidSignatureException
+  "Credential should be scoped to correct service: 'ecr-public'. ".
+- credential scope region not us-east-1 (the only region with the ECR Public
+  API; the stand-in plays its us-east-1 endpoint): 400
+  InvalidSignatureException "Credential should be scoped to a valid region. ...".
+- another method, path or Content-Type, or another SpencerFrontendService
+  operation: 400 UnknownOperationException; a body that is not a JSON
+  object: 400 SerializationException.
+Errors are awsJson1_1 ({"__type": ..., "message": ...} plus the
+x-amzn-ErrorType header).  The stand-in checks the request's shape and the
+credential scope ONLY: it does NOT verify the SigV4 signature (any secret is
+accepted, as on moto A) and evaluates NO IAM policy (neither
+`ecr-public:GetAuthorizationToken` nor `sts:GetServiceBearerToken`), also on
+proxy B in front of moto B.  So IAM-enforcement tests cannot cover ECR
+Public; use `access_denied` rules for denials.
+
 Actions:
 - "throttle":      awsJson (ECR): HTTP 400, header x-amzn-ErrorType:
                    ThrottlingException, body {"__type":"ThrottlingException",
@@ -131,9 +183,18 @@ Actions:
                    held until the client closes it (a client timeout), or, with
                    "seconds", closed without a response after that long.  For a
                    slow answer that does come, use "delay".
-- "expires_in":    forward, then rewrite every authorizationData[].expiresAt of
-                   a successful GetAuthorizationToken JSON response to
-                   now + "seconds" (epoch seconds; may be negative or 0).
+- "expires_in":    forward, then rewrite the expiresAt of a successful (200)
+                   GetAuthorizationToken JSON response to now + "seconds"
+                   (epoch seconds; may be negative or 0): every entry of
+                   authorizationData (private ECR: a list), or the one
+                   authorizationData object (ECR Public).
+- "token":         forward, then in a successful (200) GetAuthorizationToken
+                   JSON response set every authorizationToken (the same
+                   entries as "expires_in") to base64("AWS:" + "password"),
+                   and, with "seconds", the expiresAt too, as "expires_in"
+                   does.  E.g. {"match": {"accessKeyId": K, "region":
+                   "eu-west-1"}, "action": "token", "password": "eu-pw",
+                   "seconds": 600} gives that region its own token and expiry.
 - "drop":          close the connection without any response (a network
                    failure).  The request is not forwarded, unless
                    "forward": true (then the upstream handles it and only the
@@ -159,7 +220,8 @@ x-amzn-ErrorType header) and awsQuery (`<ErrorResponse><Error><Type/><Code/>
 
 Call records: {"seq", "time" (epoch seconds, float, when the request arrived),
 "method", "path", "query" (the query string, "" if none), "service",
-"operation", "accessKeyId", "region", "roleArn", "sourceAccessKeyId",
+"operation", "accessKeyId", "region", "signingService", "target",
+"contentType", "roleArn", "sourceAccessKeyId",
 "status" (HTTP status sent to the client; 0 = no response: dropped or
 stalled; 502 = upstream unreachable), "fault" (the rule id applied, or null),
 "action" (its action, or null), "requestBytes" (body bytes read from the
@@ -172,6 +234,7 @@ moment).
 """
 
 import argparse
+import base64
 import http.client
 import http.server
 import itertools
@@ -191,6 +254,14 @@ import uuid
 import xml.etree.ElementTree as ET
 
 ECR_TARGET_PREFIX = "AmazonEC2ContainerRegistry_V20150921."
+# ECR Public (awsJson1_1, smithy service SpencerFrontendService): answered by
+# the proxy itself, moto has no ECR Public.
+ECR_PUBLIC_TARGET_PREFIX = "SpencerFrontendService."
+ECR_PUBLIC_REGION = "us-east-1"  # the only region with the ECR Public API
+ECR_PUBLIC_SIGNING_NAME = "ecr-public"
+ECR_PUBLIC_TOKEN_TTL = 12 * 3600  # as the real API: valid for 12 hours
+DEFAULT_PUBLIC_PASSWORD = "public-auth-token"
+AWS_JSON_1_1 = "application/x-amz-json-1.1"
 CRED_RE = re.compile(
     r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
 QUERY_NS = {
@@ -206,13 +277,13 @@ MATCH_FIELDS = ("accessKeyId", "service", "operation", "region", "roleArn",
                 "method", "path", "query")
 REGEX_FIELDS = ("path", "query")
 ACTIONS = ("throttle", "access_denied", "server_error", "error", "delay",
-           "expires_in", "drop", "rate_limit", "stall")
+           "expires_in", "token", "drop", "rate_limit", "stall")
 ERROR_ACTIONS = ("throttle", "rate_limit", "access_denied", "server_error",
                  "error")
 RECORD_FIELDS = ("seq", "time", "method", "path", "query", "service",
-                 "operation", "accessKeyId", "region", "roleArn",
-                 "sourceAccessKeyId", "status", "fault", "action",
-                 "requestBytes", "responseBytes")
+                 "operation", "accessKeyId", "region", "signingService",
+                 "target", "contentType", "roleArn", "sourceAccessKeyId",
+                 "status", "fault", "action", "requestBytes", "responseBytes")
 MAX_CALLS = 200000
 # Request bodies up to this size are read whole before the rules are asked
 # (AWS requests are classified by their body); larger ones stream.
@@ -250,7 +321,7 @@ class State:
             raise BadRequest("rule must be a JSON object")
         known = {"match", "action", "count", "delayMs", "seconds", "status",
                  "code", "message", "forward", "rst", "perSecond", "headers",
-                 "body", "dropAfterBytes", "probability", "seed"}
+                 "body", "dropAfterBytes", "probability", "seed", "password"}
         extra = set(spec) - known
         if extra:
             raise BadRequest("unknown rule fields: %s" % sorted(extra))
@@ -291,8 +362,15 @@ class State:
         if action == "delay" and "delayMs" not in spec:
             raise BadRequest("action delay needs delayMs")
         if action == "expires_in":
-            if not isinstance(spec.get("seconds"), (int, float)):
+            if not _is_number(spec.get("seconds")):
                 raise BadRequest("action expires_in needs numeric seconds")
+        if action == "token":
+            if not isinstance(spec.get("password"), str):
+                raise BadRequest("action token needs a string password")
+            if "seconds" in spec and not _is_number(spec["seconds"]):
+                raise BadRequest("token seconds must be a number")
+        elif "password" in spec:
+            raise BadRequest("password only goes with action token")
         if action == "rate_limit" and not (isinstance(spec.get("perSecond"), int)
                                            and spec["perSecond"] > 0):
             raise BadRequest("action rate_limit needs a positive integer perSecond")
@@ -478,6 +556,10 @@ class State:
             return out
 
 
+def _is_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _field_matches(want, have):
     if isinstance(want, list):
         return have in want
@@ -491,6 +573,8 @@ def _request_id():
 def classify(method, path, query, headers, body, state):
     info = {"time": time.time(), "method": method, "path": path, "service": None,
             "operation": None, "accessKeyId": None, "region": None,
+            "signingService": None, "target": headers.get("X-Amz-Target"),
+            "contentType": headers.get("Content-Type"),
             "roleArn": None, "sourceAccessKeyId": None, "params": {},
             "protocol": None}
     auth = headers.get("Authorization", "")
@@ -501,6 +585,7 @@ def classify(method, path, query, headers, body, state):
             m = CRED_RE.search("Credential=" + cred[0])
     if m:
         info["accessKeyId"], _, info["region"], info["service"] = m.groups()
+        info["signingService"] = info["service"]
     target = headers.get("X-Amz-Target")
     ctype = (headers.get("Content-Type") or "").lower()
     if target:
@@ -508,6 +593,8 @@ def classify(method, path, query, headers, body, state):
         info["operation"] = target.rsplit(".", 1)[-1]
         if target.startswith(ECR_TARGET_PREFIX):
             info["service"] = "ecr"
+        elif target.startswith(ECR_PUBLIC_TARGET_PREFIX):
+            info["service"] = "ecr-public"
         try:
             doc = json.loads(body) if body else {}
         except ValueError:
@@ -605,19 +692,96 @@ def fault_error(info, rule):
     return status, headers + list((rule.get("headers") or {}).items()), out
 
 
-def rewrite_expiry(body, seconds):
+def rewrite_authorization(body, seconds=None, password=None):
+    """A GetAuthorizationToken JSON answer with every authorizationData entry
+    (private ECR: a list of objects; ECR Public: one object) rewritten:
+    expiresAt = now + seconds (epoch seconds) unless seconds is None,
+    authorizationToken = base64("AWS:" + password) unless password is None.
+    Anything else comes back unchanged."""
     try:
         doc = json.loads(body)
     except Exception:
         return body
     data = doc.get("authorizationData") if isinstance(doc, dict) else None
+    if isinstance(data, dict):
+        data = [data]
     if not isinstance(data, list):
         return body
-    when = int(time.time() + seconds)
+    when = None if seconds is None else int(time.time() + seconds)
+    token = None if password is None else _docker_token(password)
     for entry in data:
         if isinstance(entry, dict):
-            entry["expiresAt"] = when
+            if when is not None:
+                entry["expiresAt"] = when
+            if token is not None:
+                entry["authorizationToken"] = token
     return json.dumps(doc).encode()
+
+
+def rewrite_for(rule, body):
+    """The answer as an `expires_in` or `token` rule rewrites it."""
+    if rule["action"] == "expires_in":
+        return rewrite_authorization(body, seconds=rule["seconds"])
+    return rewrite_authorization(body, seconds=rule.get("seconds"),
+                                 password=rule["password"])
+
+
+def _docker_token(password):
+    return base64.b64encode(("AWS:" + password).encode()).decode()
+
+
+def ecr_public_answer(info, method, path, query, headers, body, password):
+    """(status, headers, body) of the ECR Public stand-in for a request
+    classified as service ecr-public.  Checks the request's shape and its
+    SigV4 credential scope (not the signature, not IAM), as the real endpoint
+    https://api.ecr-public.us-east-1.amazonaws.com would refuse them."""
+    auth = headers.get("Authorization")
+    presigned = "X-Amz-Credential" in urllib.parse.parse_qs(query)
+    if not auth and not presigned:
+        return error_response(info, 403, "MissingAuthenticationTokenException",
+                              "Missing Authentication Token")
+    if info.get("accessKeyId") is None or (auth and not (
+            auth.startswith("AWS4-HMAC-SHA256 ") and "SignedHeaders=" in auth
+            and "Signature=" in auth)):
+        return error_response(
+            info, 400, "IncompleteSignatureException",
+            "Authorization header requires 'Credential', 'SignedHeaders' and "
+            "'Signature' parameters (AWS4-HMAC-SHA256). Authorization=%s"
+            % (auth or "")[:40])
+    if info.get("signingService") != ECR_PUBLIC_SIGNING_NAME:
+        return error_response(
+            info, 400, "InvalidSignatureException",
+            "Credential should be scoped to correct service: '%s'. "
+            % ECR_PUBLIC_SIGNING_NAME)
+    if info.get("region") != ECR_PUBLIC_REGION:
+        return error_response(
+            info, 400, "InvalidSignatureException",
+            "Credential should be scoped to a valid region. (faultproxy: the "
+            "ECR Public API is in %s only, got %r)"
+            % (ECR_PUBLIC_REGION, info.get("region")))
+    ctype = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if method != "POST" or path != "/" or ctype != AWS_JSON_1_1:
+        return error_response(
+            info, 400, "UnknownOperationException",
+            "faultproxy: ECR Public wants POST / with Content-Type %s, got %s %s "
+            "with %r" % (AWS_JSON_1_1, method, path, headers.get("Content-Type")))
+    if info.get("operation") != "GetAuthorizationToken":
+        return error_response(
+            info, 400, "UnknownOperationException",
+            "faultproxy: the ECR Public stand-in answers GetAuthorizationToken "
+            "only, not %s" % info.get("operation"))
+    try:
+        doc = json.loads(body) if body is not None else None
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return error_response(info, 400, "SerializationException",
+                              "faultproxy: the request body is not a JSON object")
+    out = json.dumps({"authorizationData": {
+        "authorizationToken": _docker_token(password),
+        "expiresAt": int(time.time() + ECR_PUBLIC_TOKEN_TTL)}}).encode()
+    return 200, [("Content-Type", AWS_JSON_1_1),
+                 ("x-amzn-RequestId", _request_id())], out
 
 
 def learn_credentials(state, info, body):
@@ -874,6 +1038,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _forward(self, info, body, rule):
         """Sends the request upstream (the body as it arrives), then the answer
         back; buffers only the answers it must read or rewrite."""
+        if info.get("service") == "ecr-public":
+            return self._ecr_public(info, body, rule)
         state = self.server.state
         action = rule["action"] if rule else None
         drop_after = rule.get("dropAfterBytes") if action == "drop" else None
@@ -917,7 +1083,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             learn = resp.status == 200 and (info.get("operation") or "") \
                 .startswith("AssumeRole")
-            if learn or action == "expires_in":
+            if learn or action in ("expires_in", "token"):
                 try:
                     out = resp.read()
                 except (OSError, http.client.HTTPException) as e:
@@ -933,8 +1099,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     return
                 if learn:
                     learn_credentials(state, info, out)
-                if action == "expires_in" and resp.status == 200:
-                    out = rewrite_expiry(out, rule["seconds"])
+                if action in ("expires_in", "token") and resp.status == 200:
+                    out = rewrite_for(rule, out)
                 rec = state.record(info, resp.status, rule)
                 state.update(rec, responseBytes=len(out))
                 self._send(resp.status, resp.getheaders(), out)
@@ -943,6 +1109,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._stream_response(resp, rec)
         finally:
             conn.close()
+
+    def _ecr_public(self, info, body, rule):
+        """ECR Public calls: answered here (moto has no ECR Public), after the
+        rules, in place of the upstream: `delay` has waited, `expires_in` and
+        `token` rewrite a 200, `drop` with forward or dropAfterBytes loses the
+        answer."""
+        state = self.server.state
+        action = rule["action"] if rule else None
+        try:
+            body.drain()
+        except ClientGone:
+            info["requestBytes"] = body.read_bytes
+            state.record(info, 0, rule)
+            self.close_connection = True
+            return
+        info["requestBytes"] = body.read_bytes
+        parsed = urllib.parse.urlsplit(self.path)
+        status, headers, out = ecr_public_answer(
+            info, self.command, parsed.path, parsed.query, self.headers,
+            body.prefix if body.complete else None, self.server.public_password)
+        if action == "drop":
+            state.record(info, 0, rule)
+            self._drop(rule.get("rst", rule.get("dropAfterBytes") is not None))
+            return
+        if action in ("expires_in", "token") and status == 200:
+            out = rewrite_for(rule, out)
+        rec = state.record(info, status, rule)
+        state.update(rec, responseBytes=len(out))
+        self._send(status, headers, out)
 
     def _send_upstream(self, conn, body, drop_after):
         """Request line, headers and body to the upstream; returns its response,
@@ -1078,8 +1273,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         parts = [p for p in parsed.path.split("/") if p][1:]
         method = self.command
         if parts == ["health"] and method == "GET":
-            return self._send_json(200, {"ok": True,
-                                         "upstream": self.server.upstream_url})
+            return self._send_json(200, {
+                "ok": True, "upstream": self.server.upstream_url,
+                "ecrPublicPassword": self.server.public_password})
         if parts == ["rules"]:
             if method == "GET":
                 return self._send_json(200, {"rules": state.list_rules()})
@@ -1127,6 +1323,9 @@ def main(argv=None):
     ap.add_argument("--listen", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file")
+    ap.add_argument("--public-password", default=DEFAULT_PUBLIC_PASSWORD,
+                    help="password in the ECR Public stand-in's tokens "
+                    "(default %(default)s)")
     args = ap.parse_args(argv)
     up = urllib.parse.urlsplit(args.upstream)
     if up.scheme != "http" or not up.hostname or not up.port:
@@ -1135,6 +1334,7 @@ def main(argv=None):
     srv.state = State()
     srv.upstream = up
     srv.upstream_url = args.upstream.rstrip("/")
+    srv.public_password = args.public_password
     port = srv.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"

@@ -40,7 +40,11 @@ import urllib.request
 import uuid
 
 import boto3
+import botocore
+import botocore.auth
+import botocore.awsrequest
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
 
 ENV = os.environ
@@ -83,7 +87,7 @@ def rule(spec, base=None):
 
 
 def calls(base=None, **filters):
-    q = "&".join("%s=%s" % kv for kv in filters.items())
+    q = urllib.parse.urlencode(filters)
     status, out = ctl("GET", "/calls" + ("?" + q if q else ""), None, base)
     assert status == 200, out
     assert out["count"] == len(out["calls"])
@@ -256,7 +260,11 @@ def control_api():
     client("ecr", k).get_authorization_token()
     for bad in ({"action": "explode"}, {"match": {"akid": "x"}, "action": "drop"},
                 {"action": "delay"}, {"action": "expires_in"},
-                {"action": "throttle", "count": -1}, {"action": "error", "code": "X"}):
+                {"action": "throttle", "count": -1}, {"action": "error", "code": "X"},
+                {"action": "token"}, {"action": "token", "password": 5},
+                {"action": "token", "password": "x", "seconds": "1"},
+                {"action": "expires_in", "seconds": 60, "password": "x"},
+                {"action": "throttle", "password": "x"}):
         status, out = ctl("POST", "/rules", bad)
         assert status == 400, (bad, status, out)
     assert ctl("GET", "/calls?bogus=1")[0] == 400
@@ -266,6 +274,161 @@ def control_api():
     rule({"match": {"accessKeyId": [k, k2]}, "action": "throttle", "count": 2})
     expect_error(client("ecr", k2).get_authorization_token, "ThrottlingException", 400)
     expect_error(client("ecr", k).get_authorization_token, "ThrottlingException", 400)
+
+
+ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+PUBLIC_TARGET = "SpencerFrontendService.GetAuthorizationToken"
+AWS_JSON = "application/x-amz-json-1.1"
+
+
+def docker_password(token):
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    assert user == "AWS", token
+    return password
+
+
+def raw_aws(base, target, key=None, service="ecr-public", region="us-east-1",
+            body=b"{}", content_type=AWS_JSON):
+    """POST / to base with X-Amz-Target `target`, SigV4-signed for `service`
+    and `region` with access key id `key` (unsigned when key is None);
+    returns (status, lower-case headers, body)."""
+    headers = {"X-Amz-Target": target, "Content-Type": content_type}
+    if key is not None:
+        req = botocore.awsrequest.AWSRequest(method="POST", url=base + "/",
+                                             data=body, headers=headers)
+        botocore.auth.SigV4Auth(botocore.credentials.Credentials(key, "selftest"),
+                                service, region).add_auth(req)
+        headers = dict(req.headers.items())
+    return request(base, "POST", "/", body, headers)
+
+
+def public_password(base=None):
+    return ctl("GET", "/health", base=base)[1]["ecrPublicPassword"]
+
+
+@test
+def ecr_public_stand_in():
+    k = akid()
+    base = ENV["AWS_ENDPOINT_URL"]
+    pub = client("ecr-public", k)
+    d = pub.get_authorization_token()["authorizationData"]
+    assert docker_password(d["authorizationToken"]) == public_password() == "public-auth-token", d
+    assert abs(d["expiresAt"].timestamp() - (time.time() + 12 * 3600)) < 5, d
+    # the wire shape: one object (not a list), expiresAt a number
+    status, rh, out = raw_aws(base, PUBLIC_TARGET, k)
+    assert status == 200 and rh["content-type"] == AWS_JSON and rh.get("x-amzn-requestid"), (status, rh)
+    doc = json.loads(out)
+    assert set(doc) == {"authorizationData"} and isinstance(doc["authorizationData"], dict), doc
+    assert set(doc["authorizationData"]) == {"authorizationToken", "expiresAt"}, doc
+    assert isinstance(doc["authorizationData"]["expiresAt"], (int, float)), doc
+    got = calls(accessKeyId=k)
+    assert len(got) == 2, got
+    c = got[0]
+    assert (c["service"], c["operation"], c["region"], c["signingService"], c["target"],
+            c["contentType"], c["method"], c["path"], c["status"], c["requestBytes"]) == (
+        "ecr-public", "GetAuthorizationToken", "us-east-1", "ecr-public", PUBLIC_TARGET,
+        AWS_JSON, "POST", "/", 200, 2), c
+    assert len(calls(accessKeyId=k, target=PUBLIC_TARGET, contentType=AWS_JSON)) == 2
+    # rules apply as to any call
+    rule({"match": {"accessKeyId": k, "service": "ecr-public",
+                    "operation": "GetAuthorizationToken"}, "action": "throttle", "count": 1})
+    e = expect_error(pub.get_authorization_token, "ThrottlingException", 400)
+    assert e.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ThrottlingException"
+    rule({"match": {"accessKeyId": k}, "action": "access_denied", "count": 1})
+    expect_error(pub.get_authorization_token, "AccessDeniedException", 400)
+    rule({"match": {"accessKeyId": k}, "action": "server_error", "status": 503, "count": 1})
+    expect_error(pub.get_authorization_token, "ServiceUnavailable", 503)
+    rule({"match": {"accessKeyId": k}, "action": "expires_in", "seconds": -60, "count": 1})
+    d = pub.get_authorization_token()["authorizationData"]
+    assert abs(d["expiresAt"].timestamp() - (time.time() - 60)) < 5, d
+    assert docker_password(d["authorizationToken"]) == "public-auth-token"
+    rule({"match": {"accessKeyId": k, "service": "ecr-public"}, "action": "token",
+          "password": "pub-" + RUN, "count": 1})
+    d = pub.get_authorization_token()["authorizationData"]
+    assert docker_password(d["authorizationToken"]) == "pub-" + RUN, d
+    assert abs(d["expiresAt"].timestamp() - (time.time() + 12 * 3600)) < 5, d
+    rule({"match": {"accessKeyId": k}, "action": "token", "password": "pub2-" + RUN,
+          "seconds": 90, "count": 1})
+    d = pub.get_authorization_token()["authorizationData"]
+    assert docker_password(d["authorizationToken"]) == "pub2-" + RUN, d
+    assert abs(d["expiresAt"].timestamp() - (time.time() + 90)) < 5, d
+    rule({"match": {"accessKeyId": k}, "action": "drop", "forward": True, "count": 1})
+    try:
+        pub.get_authorization_token()
+    except (botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionError):
+        pass
+    else:
+        raise AssertionError("drop forward: call succeeded")
+    assert [(c["status"], c["action"]) for c in calls(accessKeyId=k)][2:] == [
+        (400, "throttle"), (400, "access_denied"), (503, "server_error"),
+        (200, "expires_in"), (200, "token"), (200, "token"), (0, "drop")], calls(accessKeyId=k)
+
+
+@test
+def ecr_public_refuses_malformed_requests():
+    base = ENV["AWS_ENDPOINT_URL"]
+    k = akid()
+    # unsigned
+    unsigned = boto3.client("ecr-public", endpoint_url=base, region_name="us-east-1",
+                            config=NO_RETRY.merge(botocore.config.Config(
+                                signature_version=botocore.UNSIGNED)))
+    expect_error(unsigned.get_authorization_token, "MissingAuthenticationTokenException", 403)
+    status, rh, out = raw_aws(base, PUBLIC_TARGET)
+    assert (status, rh["x-amzn-errortype"], json.loads(out)["__type"]) == (
+        403, "MissingAuthenticationTokenException", "MissingAuthenticationTokenException"), (status, rh, out)
+    assert json.loads(out)["message"] and rh.get("x-amzn-requestid"), out
+    # scoped to another region (the API is in us-east-1 only)
+    e = expect_error(client("ecr-public", k, region="eu-west-1").get_authorization_token,
+                     "InvalidSignatureException", 400)
+    assert "region" in e.response["Error"]["Message"], e.response
+    # scoped to another service
+    status, rh, out = raw_aws(base, PUBLIC_TARGET, k, service="ecr")
+    assert (status, rh["x-amzn-errortype"]) == (400, "InvalidSignatureException"), (status, rh, out)
+    assert "ecr-public" in json.loads(out)["message"], out
+    # a wrong content type, a body that is not a JSON object, another operation
+    status, rh, _ = raw_aws(base, PUBLIC_TARGET, k, content_type="application/json")
+    assert (status, rh["x-amzn-errortype"]) == (400, "UnknownOperationException"), (status, rh)
+    status, rh, _ = raw_aws(base, PUBLIC_TARGET, k, body=b"[]")
+    assert (status, rh["x-amzn-errortype"]) == (400, "SerializationException"), (status, rh)
+    expect_error(client("ecr-public", k).describe_registries, "UnknownOperationException", 400)
+    got = calls(service="ecr-public", accessKeyId=k)
+    assert [(c["region"], c["signingService"], c["contentType"], c["status"]) for c in got] == [
+        ("eu-west-1", "ecr-public", AWS_JSON, 400), ("us-east-1", "ecr", AWS_JSON, 400),
+        ("us-east-1", "ecr-public", "application/json", 400),
+        ("us-east-1", "ecr-public", AWS_JSON, 400), ("us-east-1", "ecr-public", AWS_JSON, 400)], got
+    assert got[-1]["operation"] == "DescribeRegistries", got[-1]
+    # unsigned calls are recorded too (no access key id)
+    assert len([c for c in calls(service="ecr-public", target=PUBLIC_TARGET)
+                if c["accessKeyId"] is None and c["status"] == 403]) >= 2
+
+
+@test
+def token_rewrite_per_region():
+    k = akid()
+    rule({"match": {"accessKeyId": k, "region": "eu-west-1"}, "action": "token",
+          "password": "eu-" + RUN, "seconds": 600})
+    rule({"match": {"accessKeyId": k, "region": "us-east-1"}, "action": "token",
+          "password": "us-" + RUN})
+    eu = client("ecr", k, region="eu-west-1").get_authorization_token()["authorizationData"]
+    us = client("ecr", k).get_authorization_token()["authorizationData"]
+    other = client("ecr", k, region="us-west-2").get_authorization_token()["authorizationData"]
+    assert len(eu) == len(us) == 1
+    assert docker_password(eu[0]["authorizationToken"]) == "eu-" + RUN, eu
+    assert abs(eu[0]["expiresAt"].timestamp() - (time.time() + 600)) < 5, eu
+    assert eu[0]["proxyEndpoint"].endswith(".eu-west-1.amazonaws.com"), eu
+    assert docker_password(us[0]["authorizationToken"]) == "us-" + RUN, us
+    assert us[0]["expiresAt"].timestamp() < time.time(), us  # moto's, untouched
+    assert docker_password(other[0]["authorizationToken"]) == ENV["BED_ECR_PASSWORD"], other
+    got = calls(accessKeyId=k)
+    assert [(c["region"], c["action"], c["status"]) for c in got] == [
+        ("eu-west-1", "token", 200), ("us-east-1", "token", 200), ("us-west-2", None, 200)], got
+    assert all((c["service"], c["signingService"], c["target"], c["contentType"]) == (
+        "ecr", "ecr", ECR_TARGET, AWS_JSON) for c in got), got
+    # a token rule on other calls changes nothing (STS: XML)
+    rule({"match": {"accessKeyId": k, "service": "sts"}, "action": "token", "password": "x"})
+    assert client("sts", k).get_caller_identity()["Account"] == "123456789012"
 
 
 @test
@@ -328,14 +491,16 @@ PROXY_PIDS = {}  # base URL -> pid of a fresh proxy
 
 
 @contextlib.contextmanager
-def fresh_proxy(upstream):
-    """A faultproxy.py of the current file in front of `upstream`; yields its
-    base URL (http://127.0.0.1:PORT); killed on exit."""
+def fresh_proxy(upstream, *args):
+    """A faultproxy.py of the current file in front of `upstream` (with extra
+    command line `args`); yields its base URL (http://127.0.0.1:PORT); killed
+    on exit."""
     d = tempfile.mkdtemp(prefix="faultproxy-selftest-")
     port_file = os.path.join(d, "port")
     log = open(os.path.join(d, "log"), "w")
     proc = subprocess.Popen([PROXY_PYTHON, os.path.join(HERE, "faultproxy.py"),
-                             "--upstream", upstream, "--port-file", port_file],
+                             "--upstream", upstream, "--port-file", port_file,
+                             *args],
                             stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.time() + 10
@@ -477,10 +642,10 @@ class Upstream:
 
 
 @contextlib.contextmanager
-def upstream_and_proxy():
+def upstream_and_proxy(*args):
     up = Upstream()
     try:
-        with fresh_proxy(up.url) as base:
+        with fresh_proxy(up.url, *args) as base:
             yield up, base
     finally:
         up.close()
@@ -729,6 +894,31 @@ def probability_is_a_seeded_fraction():
         rule_at(base, {"match": {"path": "^/p6$"}, "action": "error",
                                         "status": 503, "probability": 1})
         assert sum(faulted("/p5", 20)) == 0 and sum(faulted("/p6", 20)) == 20
+
+
+@test
+def ecr_public_answered_by_the_proxy_itself():
+    with upstream_and_proxy("--public-password", "pw-" + RUN) as (up, base):
+        assert public_password(base + "/__faults__") == "pw-" + RUN
+        pub = client("ecr-public", "AKIASELFTESTPUBLIC01", endpoint=base)
+        d = pub.get_authorization_token()["authorizationData"]
+        assert docker_password(d["authorizationToken"]) == "pw-" + RUN, d
+        expect_error(pub.describe_registries, "UnknownOperationException", 400)
+        rule_at(base, {"match": {"service": "ecr-public"}, "action": "delay",
+                       "delayMs": 300, "count": 1})
+        t = time.time()
+        pub.get_authorization_token()
+        assert time.time() - t >= 0.3
+        assert up.requests == [], up.requests  # nothing reached the upstream
+        got = calls(base=base + "/__faults__")
+        assert [(c["operation"], c["status"], c["action"]) for c in got] == [
+            ("GetAuthorizationToken", 200, None), ("DescribeRegistries", 400, None),
+            ("GetAuthorizationToken", 200, "delay")], got
+        # a registry request has no target nor AWS fields
+        assert request(base, "GET", "/v2/")[0] == 200
+        c = calls(base=base + "/__faults__", path="/v2/")[0]
+        assert (c["service"], c["target"], c["contentType"], c["signingService"]) == (
+            None, None, None, None), c
 
 
 @test

@@ -1,0 +1,373 @@
+//! The regions of an EcrRegistry (spec.region or spec.regions, plus ECR Public
+//! with spec.public): one token each, and how their tokens make one secret.
+//!
+//! Pure: [`serve`] turns the token step of every region into the Docker config to
+//! write, the error to report and the status of each region.
+
+use crate::aws::auth_token::AuthToken;
+use crate::aws::docker_config::DockerConfig;
+use crate::aws::identity::Identity;
+use crate::aws::registry_hosts::{Partition, registry_hosts};
+use crate::crd::ecr_registry::{EcrRegistrySpec, PUBLIC, RegionStatus};
+use crate::error::Error;
+use crate::registry::desired_secret::still_servable;
+use crate::registry::token::TokenStep;
+use crate::runtime::status::time;
+
+/// ECR Public's one registry host.
+pub const PUBLIC_HOST: &str = "public.ecr.aws";
+
+/// The token step of one region, or of ECR Public (named [`PUBLIC`]).
+pub struct RegionToken {
+    pub name: String,
+    pub step: TokenStep,
+}
+
+/// The names of the registry's regions in spec order, then [`PUBLIC`].
+pub fn names(spec: &EcrRegistrySpec) -> Vec<String> {
+    let mut names: Vec<String> = spec.regions().into_iter().map(String::from).collect();
+    if spec.public {
+        names.push(PUBLIC.to_string());
+    }
+    names
+}
+
+/// What the CRD's rules cannot say: one identity serves one partition, so the
+/// regions must share one.
+pub fn check(spec: &EcrRegistrySpec) -> Result<(), String> {
+    let regions = spec.regions();
+    let Some(first) = regions.first() else {
+        return Ok(());
+    };
+    let partition = Partition::of_region(first);
+    match regions
+        .iter()
+        .find(|r| Partition::of_region(r).id != partition.id)
+    {
+        None => Ok(()),
+        Some(other) => Err(format!(
+            "spec.regions: {first} (partition {}) and {other} (partition {}) are in different partitions, whose credentials are separate: use one EcrRegistry per partition",
+            partition.id,
+            Partition::of_region(other).id
+        )),
+    }
+}
+
+/// The identity that fetches region `name`'s token.
+pub fn identity(base: &Identity, name: &str) -> Identity {
+    if name == PUBLIC {
+        base.for_public()
+    } else {
+        base.in_region(name)
+    }
+}
+
+/// The registry hosts of region `name` for `accounts`.
+pub fn hosts(spec: &EcrRegistrySpec, name: &str, accounts: &[String]) -> Vec<String> {
+    if name == PUBLIC {
+        vec![PUBLIC_HOST.to_string()]
+    } else {
+        registry_hosts(accounts, name, &spec.endpoints)
+    }
+}
+
+/// What the tokens of every region make.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// The Docker config to write; None when no region has a token to serve.
+    pub config: Option<DockerConfig>,
+    /// Every host of every region (also of those without a token).
+    pub hosts: Vec<String>,
+    /// The token in the secret that expires first (it bounds the secret).
+    pub earliest: Option<AuthToken>,
+    /// The first region's error (with its name when there are several), or why
+    /// the spec is unusable.
+    pub error: Option<Error>,
+    /// Each region's state for the status.
+    pub regions: Vec<RegionStatus>,
+}
+
+/// Combines the token steps of the regions. A region whose refresh failed keeps
+/// its last token while that is valid, so the others can still be written fresh;
+/// but the secret is written at all only while some region's token is more than
+/// the safety margin from expiry ([`still_servable`]), as with one region.
+pub fn serve(
+    spec: &EcrRegistrySpec,
+    tokens: Vec<RegionToken>,
+    prev: &[RegionStatus],
+    now: jiff::Timestamp,
+) -> Served {
+    let accounts = if spec.registry_ids.is_empty() {
+        tokens
+            .iter()
+            .find_map(|t| t.step.token.as_ref().and_then(|t| t.account.clone()))
+            .into_iter()
+            .collect()
+    } else {
+        spec.registry_ids.clone()
+    };
+    let regions = statuses(&tokens, prev);
+    let private_token = tokens
+        .iter()
+        .any(|t| t.name != PUBLIC && t.step.token.is_some());
+    let several = tokens.len() > 1;
+    let failed = tokens.iter().filter(|t| t.step.error.is_some()).count();
+    let servable = |t: &RegionToken| match (&t.step.token, &t.step.error) {
+        (Some(_), None) => true,
+        (Some(token), Some(e)) => !matches!(e, Error::InvalidSpec(_)) && still_servable(token, now),
+        (None, _) => false,
+    };
+    let spec_error = tokens
+        .iter()
+        .any(|t| matches!(t.step.error, Some(Error::InvalidSpec(_))));
+    let mut any_servable = !spec_error && tokens.iter().any(servable);
+    let mut error = None;
+    if private_token && accounts.is_empty() && failed == 0 {
+        error = Some(Error::InvalidSpec(
+            "spec.registryIds: the account of the credentials is unknown; list the registry account IDs".into(),
+        ));
+        any_servable = false;
+    }
+    let mut served = Served {
+        regions,
+        ..Served::default()
+    };
+    let mut config = DockerConfig::default();
+    for t in tokens {
+        let hosts = hosts(spec, &t.name, &accounts);
+        // Written: fresh tokens, and failed regions' last ones until they expire.
+        let written = t
+            .step
+            .token
+            .as_ref()
+            .filter(|token| t.step.error.is_none() || token.expires_at > now);
+        if let Some(token) = written.filter(|_| any_servable) {
+            config.merge_token(token, &hosts);
+            if served
+                .earliest
+                .as_ref()
+                .is_none_or(|e| token.expires_at < e.expires_at)
+            {
+                served.earliest = Some(token.clone());
+            }
+        }
+        served.hosts.extend(hosts);
+        if let Some(e) = t.step.error
+            && error.is_none()
+        {
+            error = Some(if several {
+                Error::InRegion {
+                    region: t.name,
+                    others: failed - 1,
+                    cause: Box::new(e),
+                }
+            } else {
+                e
+            });
+        }
+    }
+    served.hosts.sort();
+    served.hosts.dedup();
+    served.config = any_servable.then_some(config);
+    served.error = error;
+    served
+}
+
+/// Each region's state: its token's times, or the last status's without one.
+fn statuses(tokens: &[RegionToken], prev: &[RegionStatus]) -> Vec<RegionStatus> {
+    tokens
+        .iter()
+        .map(|t| {
+            let before = prev.iter().find(|p| p.name == t.name);
+            RegionStatus {
+                name: t.name.clone(),
+                expires_at: match &t.step.token {
+                    Some(token) => Some(time(token.expires_at)),
+                    None => before.and_then(|p| p.expires_at.clone()),
+                },
+                last_refresh_time: match &t.step.token {
+                    Some(token) => Some(time(token.fetched_at)),
+                    None => before.and_then(|p| p.last_refresh_time.clone()),
+                },
+                reason: t.step.error.as_ref().map(|e| e.reason().to_string()),
+            }
+        })
+        .collect()
+}
+
+/// The printer column: the regions, each failing one with its reason.
+pub fn summary(regions: &[RegionStatus]) -> Option<String> {
+    let parts: Vec<String> = regions
+        .iter()
+        .map(|r| match &r.reason {
+            Some(reason) => format!("{}({reason})", r.name),
+            None => r.name.clone(),
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{ecr_registry, token};
+    use jiff::{SignedDuration, Timestamp};
+
+    fn spec(regions: &[&str], public: bool) -> EcrRegistrySpec {
+        let mut spec = ecr_registry("reg").spec;
+        spec.region = None;
+        spec.regions = regions.iter().map(|r| r.to_string()).collect();
+        spec.public = public;
+        spec
+    }
+
+    fn ok(name: &str, fetched: Timestamp, password: &str) -> RegionToken {
+        let mut t = token(fetched, SignedDuration::from_hours(12));
+        t.password = crate::aws::auth_token::Password::new(password);
+        RegionToken {
+            name: name.into(),
+            step: TokenStep {
+                token: Some(t),
+                ..TokenStep::default()
+            },
+        }
+    }
+
+    fn failing(mut t: RegionToken) -> RegionToken {
+        t.step.error = Some(Error::Throttled {
+            operation: "GetAuthorizationToken",
+        });
+        t
+    }
+
+    fn passwords(config: &DockerConfig) -> Vec<(String, String)> {
+        config
+            .auths
+            .iter()
+            .map(|(h, a)| (h.clone(), a.password.clone().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn every_region_and_public_go_into_one_secret() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let s = spec(&["eu-west-1", "us-east-1"], true);
+        assert_eq!(names(&s), ["eu-west-1", "us-east-1", "public"]);
+        let served = serve(
+            &s,
+            vec![
+                ok("eu-west-1", t0, "eu"),
+                ok("us-east-1", t0 + SignedDuration::from_mins(1), "us"),
+                ok("public", t0, "pub"),
+            ],
+            &[],
+            t0,
+        );
+        assert!(served.error.is_none());
+        assert_eq!(
+            passwords(served.config.as_ref().unwrap()),
+            [
+                ("123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(), "eu".into()),
+                ("123456789012.dkr.ecr.us-east-1.amazonaws.com".into(), "us".into()),
+                ("public.ecr.aws".into(), "pub".into()),
+            ]
+        );
+        // The secret is bounded by the token that expires first.
+        assert_eq!(served.earliest.unwrap().fetched_at, t0);
+        assert_eq!(summary(&served.regions).unwrap(), "eu-west-1,us-east-1,public");
+    }
+
+    #[test]
+    fn a_failing_region_keeps_its_last_token_while_valid_and_is_named() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let s = spec(&["eu-west-1", "us-east-1"], false);
+        let now = t0 + SignedDuration::from_hours(11) + SignedDuration::from_mins(50);
+        let served = serve(
+            &s,
+            vec![ok("eu-west-1", now, "fresh"), failing(ok("us-east-1", t0, "old"))],
+            &[],
+            now,
+        );
+        let config = served.config.unwrap();
+        assert_eq!(passwords(&config)[1].1, "old", "ten minutes left: still written");
+        let e = served.error.unwrap();
+        assert_eq!(e.reason(), "Throttled");
+        assert!(e.to_string().starts_with("region us-east-1: AWS throttled"), "{e}");
+        assert_eq!(
+            summary(&served.regions).unwrap(),
+            "eu-west-1,us-east-1(Throttled)"
+        );
+        // Once expired it is left out; the fresh region is still written.
+        let later = now + SignedDuration::from_mins(11);
+        let served = serve(
+            &s,
+            vec![ok("eu-west-1", now, "fresh"), failing(ok("us-east-1", t0, "old"))],
+            &[],
+            later,
+        );
+        assert_eq!(
+            passwords(&served.config.unwrap()),
+            [("123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(), "fresh".into())]
+        );
+        // Its hosts are still reported, and its last expiry.
+        assert_eq!(served.hosts.len(), 2);
+        assert!(served.regions[1].expires_at.is_some());
+    }
+
+    #[test]
+    fn nothing_is_written_when_no_region_is_far_enough_from_expiry() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let s = spec(&["eu-west-1", "us-east-1"], false);
+        let now = t0 + SignedDuration::from_hours(11) + SignedDuration::from_mins(45);
+        let served = serve(
+            &s,
+            vec![failing(ok("eu-west-1", t0, "a")), failing(ok("us-east-1", t0, "b"))],
+            &[],
+            now,
+        );
+        assert!(served.config.is_none());
+        assert!(served.error.unwrap().to_string().contains("and 1 more"));
+    }
+
+    #[test]
+    fn a_region_without_any_token_keeps_its_previous_status() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let s = spec(&["eu-west-1", "us-east-1"], false);
+        let prev = vec![RegionStatus {
+            name: "us-east-1".into(),
+            expires_at: Some(time(t0)),
+            last_refresh_time: None,
+            reason: None,
+        }];
+        let none = RegionToken {
+            name: "us-east-1".into(),
+            step: TokenStep {
+                error: Some(Error::Throttled {
+                    operation: "GetAuthorizationToken",
+                }),
+                ..TokenStep::default()
+            },
+        };
+        let served = serve(&s, vec![ok("eu-west-1", t0, "a"), none], &prev, t0);
+        assert_eq!(served.regions[1].expires_at, Some(time(t0)));
+        assert_eq!(passwords(served.config.as_ref().unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn public_alone_needs_no_account() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let s = spec(&[], true);
+        let mut public = ok("public", t0, "pub");
+        public.step.token.as_mut().unwrap().account = None;
+        let served = serve(&s, vec![public], &[], t0);
+        assert!(served.error.is_none());
+        assert_eq!(served.hosts, ["public.ecr.aws"]);
+    }
+
+    #[test]
+    fn regions_of_two_partitions_are_refused() {
+        assert!(check(&spec(&["eu-west-1", "us-east-1"], false)).is_ok());
+        let e = check(&spec(&["eu-west-1", "cn-north-1"], false)).unwrap_err();
+        assert!(e.starts_with("spec.regions: eu-west-1 (partition aws) and cn-north-1 (partition aws-cn)"), "{e}");
+    }
+}
