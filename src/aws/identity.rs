@@ -298,25 +298,27 @@ impl Identity {
     async fn fetch_public_token(&self, base: &SdkConfig) -> Result<AuthToken> {
         const OP: &str = "GetAuthorizationToken";
         let ecr = aws_sdk_ecrpublic::Client::new(&self.sdk_config(base).await?);
-        let out = ecr
-            .get_authorization_token()
-            .send()
-            .await
-            .map_err(|e| match ecr_error(OP, &e) {
-                Error::EcrAccessDenied { detail, .. } => Error::EcrPublicAccessDenied { detail },
-                other => other,
-            })?;
+        let out =
+            ecr.get_authorization_token()
+                .send()
+                .await
+                .map_err(|e| match ecr_error(OP, &e) {
+                    Error::EcrAccessDenied { detail, .. } => {
+                        Error::EcrPublicAccessDenied { detail }
+                    }
+                    other => other,
+                })?;
         let data = out.authorization_data().ok_or(Error::Aws {
             operation: OP,
             detail: "the ECR Public response holds no authorization data".into(),
         })?;
-        let (username, password) =
-            decode_authorization_token(data.authorization_token().unwrap_or_default()).map_err(
-                |e| Error::Aws {
-                    operation: OP,
-                    detail: e.to_string(),
-                },
-            )?;
+        let (username, password) = decode_authorization_token(
+            data.authorization_token().unwrap_or_default(),
+        )
+        .map_err(|e| Error::Aws {
+            operation: OP,
+            detail: e.to_string(),
+        })?;
         let fetched_at = jiff::Timestamp::now();
         let reported = data
             .expires_at()
@@ -349,5 +351,119 @@ async fn resolve(
             },
             detail: format!("no credentials after {CREDENTIALS_TIMEOUT:?}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::box_error::BoxError;
+    use aws_smithy_runtime_api::client::interceptors::Intercept;
+    use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_types::config_bag::ConfigBag;
+    use std::sync::{Arc, Mutex};
+
+    /// Records the host of each request and stops it before it is sent.
+    #[derive(Debug, Clone, Default)]
+    struct Hosts(Arc<Mutex<Vec<String>>>);
+
+    impl Intercept for Hosts {
+        fn name(&self) -> &'static str {
+            "Hosts"
+        }
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            let uri = context.request().uri().to_string();
+            self.0.lock().unwrap().push(uri);
+            Err("stopped by the test".into())
+        }
+    }
+
+    fn identity(fips: bool) -> Identity {
+        Identity {
+            region: "us-east-1".into(),
+            public: false,
+            fips,
+            static_keys: Some(StaticKeys {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: Password::new("secret"),
+                session_token: None,
+            }),
+            assume_role: None,
+        }
+    }
+
+    /// The host each client built from the identity's config sends to.
+    async fn hosts(identity: &Identity) -> Vec<String> {
+        // No AWS_ENDPOINT_URL or AWS_USE_FIPS_ENDPOINT from the environment.
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .empty_test_environment()
+            .load()
+            .await;
+        let sdk = identity.sdk_config(&base).await.unwrap();
+        let seen = Hosts::default();
+        let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
+            .interceptor(seen.clone())
+            .build();
+        let _ = aws_sdk_ecr::Client::from_conf(ecr)
+            .get_authorization_token()
+            .send()
+            .await;
+        let sts = aws_sdk_sts::config::Builder::from(&sdk)
+            .interceptor(seen.clone())
+            .build();
+        let _ = aws_sdk_sts::Client::from_conf(sts)
+            .get_caller_identity()
+            .send()
+            .await;
+        let public = aws_sdk_ecrpublic::config::Builder::from(
+            &identity.for_public().sdk_config(&base).await.unwrap(),
+        )
+        .interceptor(seen.clone())
+        .build();
+        let _ = aws_sdk_ecrpublic::Client::from_conf(public)
+            .get_authorization_token()
+            .send()
+            .await;
+        let hosts = seen.0.lock().unwrap().clone();
+        hosts
+    }
+
+    /// A registry whose endpoints list Fips calls ECR and STS at their FIPS
+    /// endpoints, whatever the process-wide AWS_USE_FIPS_ENDPOINT says; ECR Public
+    /// (no FIPS endpoint) stays at its own.
+    #[tokio::test]
+    async fn fips_registries_call_fips_endpoints() {
+        assert_eq!(
+            hosts(&identity(true)).await,
+            [
+                "https://api.ecr-fips.us-east-1.amazonaws.com/",
+                "https://sts-fips.us-east-1.amazonaws.com/",
+                "https://api.ecr-public.us-east-1.amazonaws.com/",
+            ]
+        );
+        assert_eq!(
+            hosts(&identity(false)).await,
+            [
+                "https://api.ecr.us-east-1.amazonaws.com/",
+                "https://sts.us-east-1.amazonaws.com/",
+                "https://api.ecr-public.us-east-1.amazonaws.com/",
+            ]
+        );
+    }
+
+    #[test]
+    fn fips_follows_the_registry_s_endpoints() {
+        let mut r = crate::test_support::ecr_registry("reg");
+        assert!(!Identity::for_registry_from(&r, "ns", None).unwrap().fips);
+        r.spec.endpoints = vec![Endpoint::Standard, Endpoint::Fips];
+        let i = Identity::for_registry_from(&r, "ns", None).unwrap();
+        assert!(i.fips && !i.for_public().fips && i.in_region("us-west-2").fips);
+        assert_ne!(i.cache_key(), identity(false).cache_key());
     }
 }

@@ -62,6 +62,12 @@ pub struct EcrMirrorSpec {
     #[schemars(pattern(r"^[0-9]{12}$"))]
     pub registry_id: Option<String>,
 
+    /// AWS region of the ECR registry to use, one of the EcrRegistry's regions
+    /// (spec.region or spec.regions). Default: its first region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(super::ecr_registry::REGION_PATTERN))]
+    pub region: Option<String>,
+
     /// Copy an image from another registry into ECR. Exactly one of push and pull.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<Push>,

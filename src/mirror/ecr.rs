@@ -27,10 +27,15 @@ impl Ecr {
         }
     }
 
-    /// An ECR client with the EcrRegistry's credentials.
-    async fn ecr_client(&self, registry: &EcrRegistry) -> Result<aws_sdk_ecr::Client> {
-        let identity =
-            Identity::for_registry(&self.client, &self.operator_namespace, registry).await?;
+    /// An ECR client with the EcrRegistry's credentials, in `region`.
+    async fn ecr_client(
+        &self,
+        registry: &EcrRegistry,
+        region: &str,
+    ) -> Result<aws_sdk_ecr::Client> {
+        let identity = Identity::for_registry(&self.client, &self.operator_namespace, registry)
+            .await?
+            .in_region(region);
         Ok(aws_sdk_ecr::Client::new(
             &identity.sdk_config(&self.aws).await?,
         ))
@@ -47,7 +52,7 @@ impl Ecr {
         let Some(push) = &mirror.spec.push else {
             return Ok(());
         };
-        let ecr = self.ecr_client(registry).await?;
+        let ecr = self.ecr_client(registry, &resolved.region).await?;
         let settings = &push.create_repository;
         let mutability = match settings.image_tag_mutability {
             TagMutability::Mutable => ImageTagMutability::Mutable,

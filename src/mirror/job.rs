@@ -12,6 +12,7 @@
 //! where ECR is the EcrRegistry's managed secret and OTHER the user's secret for the
 //! registry on the other side, both mounted read-only.
 
+use crate::aws::registry_hosts::parse_registry_host;
 use crate::crd::ecr_mirror::EcrMirror;
 use crate::crd::ecr_registry::EcrRegistry;
 use crate::crd::{MANAGED_BY, MANAGED_BY_LABEL};
@@ -80,6 +81,8 @@ pub struct Resolved {
     pub host: String,
     /// The 12-digit account of that host (CreateRepository's registryId).
     pub account: String,
+    /// The region of that host (where CreateRepository is called).
+    pub region: String,
     /// The managed secret in the EcrMirror's namespace.
     pub secret_name: String,
 }
@@ -127,29 +130,68 @@ pub fn resolve(mirror: &EcrMirror, registry: &EcrRegistry) -> Result<Resolved, B
             spec_error: false,
         });
     }
-    let host = match &mirror.spec.registry_id {
-        Some(id) => status
-            .registries
-            .iter()
-            .find(|h| h.starts_with(&format!("{id}.")))
-            .ok_or_else(|| {
-                Blocked::spec(format!(
-                    "spec.registryId: {id} is not among the registries of EcrRegistry {registry_name} ({}): add it to the EcrRegistry's spec.registryIds or fix spec.registryId",
-                    status.registries.join(", ")
-                ))
-            })?,
-        None => status.registries.first().ok_or_else(|| Blocked {
-            reason: "RegistryNotReady",
-            message: format!(
-                "EcrRegistry {registry_name} lists no registries in its status yet: wait for it to sync, or check its Ready condition"
-            ),
-            spec_error: false,
-        })?,
+    let region = match &mirror.spec.region {
+        Some(r) if registry.spec.regions().contains(&r.as_str()) => r.clone(),
+        Some(r) => {
+            return Err(Blocked::spec(format!(
+                "spec.region: {r} is not among the regions of EcrRegistry {registry_name} ({}): add it to the EcrRegistry's spec.regions or fix spec.region",
+                registry.spec.regions().join(", ")
+            )));
+        }
+        None => match registry.spec.regions().first() {
+            Some(r) => r.to_string(),
+            None => {
+                return Err(Blocked::spec(format!(
+                    "spec.registryRef: EcrRegistry {registry_name} has no region, only ECR Public (spec.public), which EcrMirror cannot copy to or from: name an EcrRegistry with a region"
+                )));
+            }
+        },
+    };
+    // The registries of that region (and account), in the status's sorted order.
+    let mut candidates = status.registries.iter().filter(|h| {
+        parse_registry_host(h).is_some_and(|e| {
+            e.region == region
+                && mirror
+                    .spec
+                    .registry_id
+                    .as_ref()
+                    .is_none_or(|id| &e.account == id)
+        })
+    });
+    let host = match (candidates.next(), &mirror.spec.registry_id) {
+        (Some(h), _) => h,
+        (None, Some(id))
+            if status
+                .registries
+                .iter()
+                .any(|h| h.starts_with(&format!("{id}."))) =>
+        {
+            return Err(Blocked::spec(format!(
+                "spec.region: EcrRegistry {registry_name} has no registry of account {id} in {region} ({}): fix spec.region",
+                status.registries.join(", ")
+            )));
+        }
+        (None, Some(id)) => {
+            return Err(Blocked::spec(format!(
+                "spec.registryId: {id} is not among the registries of EcrRegistry {registry_name} ({}): add it to the EcrRegistry's spec.registryIds or fix spec.registryId",
+                status.registries.join(", ")
+            )));
+        }
+        (None, None) => {
+            return Err(Blocked {
+                reason: "RegistryNotReady",
+                message: format!(
+                    "EcrRegistry {registry_name} lists no registries of {region} in its status yet: wait for it to sync, or check its Ready condition"
+                ),
+                spec_error: false,
+            });
+        }
     };
     let account = host.split('.').next().unwrap_or_default().to_string();
     Ok(Resolved {
         host: host.clone(),
         account,
+        region,
         secret_name,
     })
 }
@@ -633,6 +675,44 @@ mod tests {
             other.unwrap().secret.unwrap().secret_name.as_deref(),
             Some("dest-creds")
         );
+    }
+
+    #[test]
+    fn region_picks_the_host_of_that_region_and_public_is_never_picked() {
+        let mut r = registry(
+            &["apps"],
+            &[
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+                HOST,
+                "public.ecr.aws",
+            ],
+        );
+        r.spec.region = None;
+        r.spec.regions = vec!["us-east-1".into(), "eu-west-1".into()];
+        r.spec.public = true;
+        let mut m = pull();
+        // The first region of the spec, not the first host of the sorted status.
+        let first = resolve(&m, &r).unwrap();
+        assert_eq!(
+            (first.host.as_str(), first.region.as_str()),
+            ("123456789012.dkr.ecr.us-east-1.amazonaws.com", "us-east-1")
+        );
+        m.spec.region = Some("eu-west-1".into());
+        let eu = resolve(&m, &r).unwrap();
+        assert_eq!((eu.host.as_str(), eu.region.as_str()), (HOST, "eu-west-1"));
+        m.spec.region = Some("ap-south-1".into());
+        let blocked = resolve(&m, &r).unwrap_err();
+        assert!(
+            blocked
+                .message
+                .starts_with("spec.region: ap-south-1 is not among"),
+            "{blocked:?}"
+        );
+        // A registry of ECR Public alone has nothing to mirror through.
+        r.spec.regions.clear();
+        m.spec.region = None;
+        let blocked = resolve(&m, &r).unwrap_err();
+        assert!(blocked.message.contains("only ECR Public"), "{blocked:?}");
     }
 
     #[test]

@@ -233,6 +233,7 @@ mod tests {
         let resolved = Ok(Resolved {
             host: "h".into(),
             account: "1".into(),
+            region: "eu-west-1".into(),
             secret_name: "s".into(),
         });
         assert!(!hold_cron_job(&resolved, Some(&running)));

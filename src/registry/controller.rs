@@ -3,6 +3,7 @@
 //! runs one pass of named steps for each EcrRegistry:
 //! token → secret → observe and plan → apply → status → requeue.
 
+use crate::aws::docker_config::DockerConfig;
 use crate::aws::identity::Identity;
 use crate::crd::FIELD_MANAGER;
 use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus};
@@ -14,10 +15,10 @@ use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::observe;
 use crate::registry::plan::{self, Observed, ObservedServiceAccount, Plan};
 use crate::registry::record;
+use crate::registry::regions::{self, RegionToken};
 use crate::registry::requeue::{self, Pass, Requeue};
 use crate::registry::resync::{self, Ledger, Written};
 use crate::registry::status::{self, StatusInput, SyncOutcome};
-use crate::registry::regions::{self, RegionToken};
 use crate::registry::token::TokenCache;
 use crate::runtime::admin::Readiness;
 use crate::runtime::backoff::Backoffs;
@@ -346,13 +347,15 @@ impl Context {
         self.list_service_accounts();
         let name = registry.name_any();
         let now = jiff::Timestamp::now();
-        let tokens = self.token_steps(registry, deleting).await;
+        let managed = self.managed(registry).await?;
+        let mut tokens = self.token_steps(registry, deleting).await;
+        self.recover_tokens(registry, &managed, &mut tokens, now)
+            .await;
         let token_error_transient = tokens
             .iter()
             .any(|t| t.step.error.as_ref().is_some_and(Error::is_transient));
         let next_refresh = tokens.iter().filter_map(|t| t.step.next_refresh).min();
         let mut secret = desired_secret::for_regions(registry, tokens, now);
-        let managed = self.managed(registry).await?;
         let (plan, uids) =
             match self.plan(registry, &managed, secret.desired.as_ref(), deleting, now) {
                 Ok(planned) => planned,
@@ -465,6 +468,83 @@ impl Context {
             }
         }
         steps
+    }
+
+    /// A region whose refresh failed with nothing cached (the operator restarted
+    /// during the outage) takes back its still-valid token from a secret the
+    /// registry wrote, so that writing the other regions' fresh tokens does not
+    /// drop its entry. One request, once: the token is cached from then on.
+    async fn recover_tokens(
+        &self,
+        registry: &EcrRegistry,
+        managed: &BTreeSet<String>,
+        tokens: &mut [RegionToken],
+        now: jiff::Timestamp,
+    ) {
+        let prev = registry.status.as_ref().map(|s| &s.regions);
+        let wanted: Vec<usize> = (0..tokens.len())
+            .filter(|&i| {
+                let t = &tokens[i];
+                t.step.token.is_none()
+                    && t.step
+                        .error
+                        .as_ref()
+                        .is_some_and(|e| !matches!(e, Error::InvalidSpec(_)))
+                    && prev.is_some_and(|p| {
+                        p.iter().any(|r| {
+                            r.name == t.name && r.expires_at.as_ref().is_some_and(|e| e.0 > now)
+                        })
+                    })
+            })
+            .collect();
+        let Some(ns) = managed.iter().next().filter(|_| !wanted.is_empty()) else {
+            return;
+        };
+        let name = registry.secret_name();
+        // The operator may not get Secrets (least privilege); an empty patch of one
+        // it manages answers its content without changing it (the admission fence
+        // refuses it on any other Secret).
+        let api = Api::<Secret>::namespaced(self.client.clone(), ns);
+        let empty = kube::api::Patch::Merge(serde_json::json!({}));
+        let secret = match api
+            .patch(&name, &kube::api::PatchParams::default(), &empty)
+            .await
+        {
+            Ok(s)
+                if s.labels().get(desired_secret::REGISTRY_LABEL) == Some(&registry.name_any()) =>
+            {
+                s
+            }
+            Ok(_) => return,
+            Err(e) => {
+                tracing::debug!(namespace = %ns, error = %e, "could not read a managed secret back");
+                return;
+            }
+        };
+        let Some(config) = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(desired_secret::DATA_KEY))
+            .and_then(|v| serde_json::from_slice::<DockerConfig>(&v.0).ok())
+        else {
+            return;
+        };
+        for i in wanted {
+            let t = &mut tokens[i];
+            let Some(status) = prev.and_then(|p| p.iter().find(|r| r.name == t.name)) else {
+                continue;
+            };
+            let Some(token) = regions::token_from_secret(&config, &t.name, status) else {
+                continue;
+            };
+            if let Ok(identity) = self.identity(registry) {
+                self.tokens
+                    .seed(&regions::identity(&identity, &t.name), token.clone())
+                    .await;
+            }
+            tracing::info!(region = %t.name, expires_at = %token.expires_at, "kept the last token of a region that cannot be refreshed, read back from a managed secret");
+            t.step.token = Some(token);
+        }
     }
 
     fn identity(&self, registry: &EcrRegistry) -> Result<Identity> {

@@ -57,9 +57,11 @@ pub fn for_regions(
         .map(|s| s.regions.as_slice())
         .unwrap_or_default();
     let served = regions::serve(&registry.spec, tokens, prev, now);
-    let desired = served.config.as_ref().zip(served.earliest.as_ref()).map(|(c, t)| {
-        DesiredSecret::new(registry, c.to_json(), t.expires_at)
-    });
+    let desired = served
+        .config
+        .as_ref()
+        .zip(served.earliest.as_ref())
+        .map(|(c, t)| DesiredSecret::new(registry, c.to_json(), t.expires_at));
     SecretStep {
         hosts: served.hosts,
         desired,

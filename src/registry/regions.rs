@@ -4,10 +4,10 @@
 //! Pure: [`serve`] turns the token step of every region into the Docker config to
 //! write, the error to report and the status of each region.
 
-use crate::aws::auth_token::AuthToken;
+use crate::aws::auth_token::{AuthToken, Password, TOKEN_LIFETIME, decode_authorization_token};
 use crate::aws::docker_config::DockerConfig;
 use crate::aws::identity::Identity;
-use crate::aws::registry_hosts::{Partition, registry_hosts};
+use crate::aws::registry_hosts::{Partition, parse_registry_host, registry_hosts};
 use crate::crd::ecr_registry::{EcrRegistrySpec, PUBLIC, RegionStatus};
 use crate::error::Error;
 use crate::registry::desired_secret::still_servable;
@@ -195,6 +195,43 @@ fn statuses(tokens: &[RegionToken], prev: &[RegionStatus]) -> Vec<RegionStatus> 
         .collect()
 }
 
+/// Region `name`'s token as a secret written earlier holds it, with the times of
+/// its status: how a region that cannot be refreshed after a restart keeps its
+/// still-valid entry (the cache is empty then).
+pub fn token_from_secret(
+    config: &DockerConfig,
+    name: &str,
+    prev: &RegionStatus,
+) -> Option<AuthToken> {
+    let (host, entry) = config.auths.iter().find(|(host, _)| {
+        if name == PUBLIC {
+            host.as_str() == PUBLIC_HOST
+        } else {
+            parse_registry_host(host).is_some_and(|e| e.region == name)
+        }
+    })?;
+    let (username, password) = match (&entry.username, &entry.password) {
+        (Some(u), Some(p)) => (u.clone(), Password::new(p.clone())),
+        _ => {
+            let raw = entry.auth.as_deref()?;
+            decode_authorization_token(raw).ok()?
+        }
+    };
+    let expires_at = prev.expires_at.as_ref()?.0;
+    let fetched_at = prev
+        .last_refresh_time
+        .as_ref()
+        .map_or(expires_at - TOKEN_LIFETIME, |t| t.0);
+    Some(AuthToken {
+        username,
+        password,
+        account: parse_registry_host(host).map(|e| e.account),
+        fetched_at,
+        expires_at,
+        expiry_adjusted: false,
+    })
+}
+
 /// The printer column: the regions, each failing one with its reason.
 pub fn summary(regions: &[RegionStatus]) -> Option<String> {
     let parts: Vec<String> = regions
@@ -267,14 +304,23 @@ mod tests {
         assert_eq!(
             passwords(served.config.as_ref().unwrap()),
             [
-                ("123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(), "eu".into()),
-                ("123456789012.dkr.ecr.us-east-1.amazonaws.com".into(), "us".into()),
+                (
+                    "123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(),
+                    "eu".into()
+                ),
+                (
+                    "123456789012.dkr.ecr.us-east-1.amazonaws.com".into(),
+                    "us".into()
+                ),
                 ("public.ecr.aws".into(), "pub".into()),
             ]
         );
         // The secret is bounded by the token that expires first.
         assert_eq!(served.earliest.unwrap().fetched_at, t0);
-        assert_eq!(summary(&served.regions).unwrap(), "eu-west-1,us-east-1,public");
+        assert_eq!(
+            summary(&served.regions).unwrap(),
+            "eu-west-1,us-east-1,public"
+        );
     }
 
     #[test]
@@ -284,15 +330,25 @@ mod tests {
         let now = t0 + SignedDuration::from_hours(11) + SignedDuration::from_mins(50);
         let served = serve(
             &s,
-            vec![ok("eu-west-1", now, "fresh"), failing(ok("us-east-1", t0, "old"))],
+            vec![
+                ok("eu-west-1", now, "fresh"),
+                failing(ok("us-east-1", t0, "old")),
+            ],
             &[],
             now,
         );
         let config = served.config.unwrap();
-        assert_eq!(passwords(&config)[1].1, "old", "ten minutes left: still written");
+        assert_eq!(
+            passwords(&config)[1].1,
+            "old",
+            "ten minutes left: still written"
+        );
         let e = served.error.unwrap();
         assert_eq!(e.reason(), "Throttled");
-        assert!(e.to_string().starts_with("region us-east-1: AWS throttled"), "{e}");
+        assert!(
+            e.to_string().starts_with("region us-east-1: AWS throttled"),
+            "{e}"
+        );
         assert_eq!(
             summary(&served.regions).unwrap(),
             "eu-west-1,us-east-1(Throttled)"
@@ -301,13 +357,19 @@ mod tests {
         let later = now + SignedDuration::from_mins(11);
         let served = serve(
             &s,
-            vec![ok("eu-west-1", now, "fresh"), failing(ok("us-east-1", t0, "old"))],
+            vec![
+                ok("eu-west-1", now, "fresh"),
+                failing(ok("us-east-1", t0, "old")),
+            ],
             &[],
             later,
         );
         assert_eq!(
             passwords(&served.config.unwrap()),
-            [("123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(), "fresh".into())]
+            [(
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com".into(),
+                "fresh".into()
+            )]
         );
         // Its hosts are still reported, and its last expiry.
         assert_eq!(served.hosts.len(), 2);
@@ -321,7 +383,10 @@ mod tests {
         let now = t0 + SignedDuration::from_hours(11) + SignedDuration::from_mins(45);
         let served = serve(
             &s,
-            vec![failing(ok("eu-west-1", t0, "a")), failing(ok("us-east-1", t0, "b"))],
+            vec![
+                failing(ok("eu-west-1", t0, "a")),
+                failing(ok("us-east-1", t0, "b")),
+            ],
             &[],
             now,
         );
@@ -365,9 +430,52 @@ mod tests {
     }
 
     #[test]
+    fn a_region_s_token_is_read_back_from_a_written_secret() {
+        let t0 = Timestamp::from_second(1_000_000).unwrap();
+        let s = spec(&["eu-west-1", "us-east-1"], true);
+        let served = serve(
+            &s,
+            vec![
+                ok("eu-west-1", t0, "eu"),
+                ok("us-east-1", t0, "us"),
+                ok("public", t0, "pub"),
+            ],
+            &[],
+            t0,
+        );
+        let config: DockerConfig = serde_json::from_str(&served.config.unwrap().to_json()).unwrap();
+        for (i, (name, pw)) in [("eu-west-1", "eu"), ("us-east-1", "us"), ("public", "pub")]
+            .into_iter()
+            .enumerate()
+        {
+            let t = token_from_secret(&config, name, &served.regions[i]).unwrap();
+            assert_eq!((t.username.as_str(), t.password.expose()), ("AWS", pw));
+            assert_eq!(
+                (t.fetched_at, t.expires_at),
+                (t0, t0 + SignedDuration::from_hours(12))
+            );
+        }
+        let unknown = RegionStatus {
+            name: "ap-south-1".into(),
+            ..served.regions[0].clone()
+        };
+        assert!(token_from_secret(&config, "ap-south-1", &unknown).is_none());
+        let no_expiry = RegionStatus {
+            expires_at: None,
+            ..served.regions[0].clone()
+        };
+        assert!(token_from_secret(&config, "eu-west-1", &no_expiry).is_none());
+    }
+
+    #[test]
     fn regions_of_two_partitions_are_refused() {
         assert!(check(&spec(&["eu-west-1", "us-east-1"], false)).is_ok());
         let e = check(&spec(&["eu-west-1", "cn-north-1"], false)).unwrap_err();
-        assert!(e.starts_with("spec.regions: eu-west-1 (partition aws) and cn-north-1 (partition aws-cn)"), "{e}");
+        assert!(
+            e.starts_with(
+                "spec.regions: eu-west-1 (partition aws) and cn-north-1 (partition aws-cn)"
+            ),
+            "{e}"
+        );
     }
 }

@@ -147,6 +147,24 @@ impl TokenCache {
         })
     }
 
+    /// Puts `token` in the cache for `identity` where it holds none; returns
+    /// whether it did.
+    pub async fn seed(&self, identity: &Identity, token: AuthToken) -> bool {
+        let slot = self
+            .slots
+            .lock()
+            .expect("token cache lock")
+            .entry(identity.cache_key())
+            .or_default()
+            .clone();
+        let mut cached = slot.lock().await;
+        if cached.is_some() {
+            return false;
+        }
+        *cached = Some(token);
+        true
+    }
+
     /// The last token fetched for `identity`, however old.
     pub async fn last(&self, identity: &Identity) -> Option<AuthToken> {
         let slot = self
