@@ -110,8 +110,14 @@ pub fn serve(
     let private_token = tokens
         .iter()
         .any(|t| t.name != PUBLIC && t.step.token.is_some());
-    let several = tokens.len() > 1;
     let failed = tokens.iter().filter(|t| t.step.error.is_some()).count();
+    // A region is named when it fails alone or for its own reason; a failure
+    // every region shares (the spec, the credentials Secret) is reported once.
+    let reasons: std::collections::BTreeSet<_> = tokens
+        .iter()
+        .filter_map(|t| t.step.error.as_ref().map(Error::reason))
+        .collect();
+    let name_region = tokens.len() > 1 && !(failed == tokens.len() && reasons.len() == 1);
     let servable = |t: &RegionToken| match (&t.step.token, &t.step.error) {
         (Some(_), None) => true,
         (Some(token), Some(e)) => !matches!(e, Error::InvalidSpec(_)) && still_servable(token, now),
@@ -155,7 +161,7 @@ pub fn serve(
         if let Some(e) = t.step.error
             && error.is_none()
         {
-            error = Some(if several {
+            error = Some(if name_region {
                 Error::InRegion {
                     region: t.name,
                     others: failed - 1,
@@ -391,7 +397,31 @@ mod tests {
             now,
         );
         assert!(served.config.is_none());
-        assert!(served.error.unwrap().to_string().contains("and 1 more"));
+        // Every region failing for one reason is reported once, unnamed.
+        assert!(
+            served
+                .error
+                .unwrap()
+                .to_string()
+                .starts_with("AWS throttled"),
+            "one cause for all"
+        );
+        let mut denied = failing(ok("us-east-1", t0, "b"));
+        denied.step.error = Some(Error::EcrAccessDenied {
+            operation: "GetAuthorizationToken",
+            detail: "no".into(),
+        });
+        let served = serve(
+            &s,
+            vec![failing(ok("eu-west-1", t0, "a")), denied],
+            &[],
+            now,
+        );
+        let e = served.error.unwrap().to_string();
+        assert!(
+            e.starts_with("region eu-west-1: AWS throttled") && e.contains("and 1 more"),
+            "{e}"
+        );
     }
 
     #[test]
