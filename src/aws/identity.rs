@@ -430,8 +430,7 @@ mod tests {
             .get_authorization_token()
             .send()
             .await;
-        let hosts = seen.0.lock().unwrap().clone();
-        hosts
+        seen.0.lock().unwrap().clone()
     }
 
     /// A registry whose endpoints list Fips calls ECR and STS at their FIPS
