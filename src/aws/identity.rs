@@ -259,80 +259,64 @@ impl Identity {
         if self.public {
             return self.fetch_public_token(base).await;
         }
+        const OP: &str = "GetAuthorizationToken";
         let ecr = aws_sdk_ecr::Client::new(&self.sdk_config(base).await?);
         let out = ecr
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| ecr_error("GetAuthorizationToken", &e))?;
+            .map_err(|e| ecr_error(OP, &e))?;
         let data = out.authorization_data().first().ok_or(Error::Aws {
-            operation: "GetAuthorizationToken",
+            operation: OP,
             detail: "the response holds no authorization data".into(),
         })?;
-        let (username, password) = decode_authorization_token(
-            data.authorization_token().unwrap_or_default(),
+        auth_token(
+            data.authorization_token(),
+            data.expires_at(),
+            data.proxy_endpoint().and_then(account_of_proxy_endpoint),
         )
-        .map_err(|e| Error::Aws {
-            operation: "GetAuthorizationToken",
-            detail: e.to_string(),
-        })?;
-        let fetched_at = jiff::Timestamp::now();
-        let reported = data
-            .expires_at()
-            .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
-        let (expires_at, expiry_adjusted) = effective_expiry(reported, fetched_at);
-        Ok(AuthToken {
-            username,
-            password,
-            account: data.proxy_endpoint().and_then(account_of_proxy_endpoint),
-            fetched_at,
-            expires_at,
-            expiry_adjusted,
-        })
     }
-}
 
-impl Identity {
     /// ecr-public:GetAuthorizationToken. Its authorization data is one object, not
     /// a list, and names no proxy endpoint: the host is always public.ecr.aws.
     async fn fetch_public_token(&self, base: &SdkConfig) -> Result<AuthToken> {
-        const OP: &str = "GetAuthorizationToken";
         let ecr = aws_sdk_ecrpublic::Client::new(&self.sdk_config(base).await?);
-        let out =
-            ecr.get_authorization_token()
-                .send()
-                .await
-                .map_err(|e| match ecr_error(OP, &e) {
-                    Error::EcrAccessDenied { detail, .. } => {
-                        Error::EcrPublicAccessDenied { detail }
-                    }
-                    other => other,
-                })?;
+        let out = ecr.get_authorization_token().send().await.map_err(|e| {
+            match ecr_error("GetAuthorizationToken", &e) {
+                Error::EcrAccessDenied { detail, .. } => Error::EcrPublicAccessDenied { detail },
+                other => other,
+            }
+        })?;
         let data = out.authorization_data().ok_or(Error::Aws {
-            operation: OP,
+            operation: "GetAuthorizationToken",
             detail: "the ECR Public response holds no authorization data".into(),
         })?;
-        let (username, password) = decode_authorization_token(
-            data.authorization_token().unwrap_or_default(),
-        )
-        .map_err(|e| Error::Aws {
-            operation: OP,
+        auth_token(data.authorization_token(), data.expires_at(), None)
+    }
+}
+
+/// The token of a GetAuthorizationToken answer (ECR's or ECR Public's).
+fn auth_token(
+    token: Option<&str>,
+    expires_at: Option<&aws_smithy_types::DateTime>,
+    account: Option<String>,
+) -> Result<AuthToken> {
+    let (username, password) =
+        decode_authorization_token(token.unwrap_or_default()).map_err(|e| Error::Aws {
+            operation: "GetAuthorizationToken",
             detail: e.to_string(),
         })?;
-        let fetched_at = jiff::Timestamp::now();
-        let reported = data
-            .expires_at()
-            .and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
-        let (expires_at, expiry_adjusted) = effective_expiry(reported, fetched_at);
-        Ok(AuthToken {
-            username,
-            password,
-            account: None,
-            fetched_at,
-            expires_at,
-            expiry_adjusted,
-        })
-    }
+    let fetched_at = jiff::Timestamp::now();
+    let reported = expires_at.and_then(|t| jiff::Timestamp::from_second(t.secs()).ok());
+    let (expires_at, expiry_adjusted) = effective_expiry(reported, fetched_at);
+    Ok(AuthToken {
+        username,
+        password,
+        account,
+        fetched_at,
+        expires_at,
+        expiry_adjusted,
+    })
 }
 
 /// Resolves credentials; `role` names the role being assumed, for the error.
