@@ -166,7 +166,24 @@ impl AwsArgs {
                     "cannot assume role {role_arn} ({flag}): {detail}; check that the role's trust policy allows the calling identity{hint}"
                 )
             }
+            // The library's message speaks of an EcrRegistry; here the identity is
+            // this command's.
+            Error::EcrPublicAccessDenied { detail } => anyhow::anyhow!(
+                "access denied on ecr-public:GetAuthorizationToken: {detail}; the calling identity ({}) needs ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken in its IAM policy",
+                self.describe_identity()
+            ),
             other => anyhow::Error::new(other),
+        }
+    }
+
+    /// Who calls AWS, in terms of the flags (external IDs not shown).
+    fn describe_identity(&self) -> String {
+        match &self.role.role_arn {
+            None => "the default AWS credential chain".into(),
+            Some(role) => match &self.role.via_role_arn {
+                None => format!("--role-arn {role}"),
+                Some(via) => format!("--role-arn {role} via --via-role-arn {via}"),
+            },
         }
     }
 }
@@ -179,6 +196,17 @@ pub async fn base_config(region: &str) -> SdkConfig {
         .await
         .to_builder()
         .region(Region::new(region.to_string()))
+        .build()
+}
+
+/// The standard AWS environment for ECR Public: region us-east-1 (the only one
+/// with its API), and no FIPS whatever AWS_USE_FIPS_ENDPOINT says (ECR Public has
+/// no FIPS endpoint: the SDK would name a host that does not exist).
+pub async fn public_base_config() -> SdkConfig {
+    base_config(ecr_operator::aws::identity::PUBLIC_REGION)
+        .await
+        .to_builder()
+        .use_fips(false)
         .build()
 }
 

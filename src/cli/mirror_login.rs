@@ -6,12 +6,22 @@
 //! GetAuthorizationToken per region with the identity of `token` (the standard
 //! AWS environment, then --via-role-arn/--role-arn), the same code path
 //! (`Identity::fetch_token`).
+//!
+//! ECR Public (`public.ecr.aws`) too: one ecr-public:GetAuthorizationToken per run
+//! (in us-east-1, as `token --public`), with the same identity. Its images pull
+//! anonymously as well (with lower rate limits), so for the source a failed ECR
+//! Public login is a warning and the pull goes on anonymously: a user without AWS
+//! credentials loses nothing. For the destination there is no anonymous push: a
+//! failed login fails the run, like a private registry's.
 
 use super::aws_args::{self, AwsArgs, RoleArgs};
 use super::exit;
+use ecr_operator::Error;
 use ecr_operator::aws::auth_token::AuthToken;
+use ecr_operator::aws::identity::PUBLIC_REGION;
 use ecr_operator::aws::registry_hosts::{EcrHost, parse_registry_host};
 use ecr_operator::oci::{AuthFiles, Credentials, ImageRef, Source};
+use ecr_operator::registry::regions::PUBLIC_HOST;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -37,8 +47,13 @@ pub struct LoginArgs {
     dest_authfiles: Vec<PathBuf>,
 
     /// Do not log in to ECR by itself: a registry host
-    /// <account>.dkr.ecr.<region>.amazonaws.com (or another ECR host) without
-    /// credentials in the authfiles is then accessed anonymously.
+    /// <account>.dkr.ecr.<region>.amazonaws.com (or another ECR host), or ECR
+    /// Public's public.ecr.aws, without credentials in the authfiles is then
+    /// accessed anonymously. By default mirror logs in to them (GetAuthorizationToken
+    /// per region; for public.ecr.aws once, ecr-public:GetAuthorizationToken in
+    /// us-east-1); a failed login to public.ecr.aws as the source only warns and
+    /// pulls anonymously, to any other ECR host (or to public.ecr.aws as the
+    /// destination) it fails the run.
     #[arg(long, conflicts_with = "role_arn")]
     no_ecr_login: bool,
 
@@ -49,7 +64,9 @@ pub struct LoginArgs {
 /// The identity of the ECR login: `token`'s flags without --region (the region is
 /// the registry host's).
 #[derive(clap::Args)]
-#[command(next_help_heading = "ECR login (when no authfile has credentials for an ECR host)")]
+#[command(
+    next_help_heading = "ECR login (when no authfile has credentials for an ECR host or public.ecr.aws)"
+)]
 struct LoginIdentity {
     #[command(flatten)]
     role: RoleArgs,
@@ -102,11 +119,17 @@ impl LoginArgs {
             _ => (AuthFiles::load(&[])?, AuthFiles::load(&[])?),
         };
         if !self.no_ecr_login {
-            let mut tokens = HashMap::new();
+            let mut logins = Logins::default();
+            // The source first: its failed ECR Public login is kept for the
+            // destination, which must not fetch it again.
             if let Source::Registry(image) = source {
-                src = self.ecr_login(src, image, &mut tokens).await?;
+                src = self
+                    .ecr_login(src, image, Side::Source, &mut logins)
+                    .await?;
             }
-            dst = self.ecr_login(dst, destination, &mut tokens).await?;
+            dst = self
+                .ecr_login(dst, destination, Side::Destination, &mut logins)
+                .await?;
         }
         Ok((src, dst))
     }
@@ -128,19 +151,27 @@ impl LoginArgs {
     }
 
     /// `files`, with ECR login credentials for `image`'s registry when it is an
-    /// ECR host that `files` has no credentials for. `tokens`: one per region.
+    /// ECR host (or public.ecr.aws) that `files` has no credentials for.
     async fn ecr_login(
         &self,
         files: AuthFiles,
         image: &ImageRef,
-        tokens: &mut HashMap<String, AuthToken>,
+        side: Side,
+        logins: &mut Logins,
     ) -> anyhow::Result<AuthFiles> {
+        if is_public_host(&image.registry) {
+            if files.lookup(&image.registry, &image.repository)?.is_some() {
+                return Ok(files);
+            }
+            return self.public_login(files, image, side, logins).await;
+        }
         let Some(ecr) = ecr_host(&image.registry) else {
             return Ok(files);
         };
         if files.lookup(&image.registry, &image.repository)?.is_some() {
             return Ok(files);
         }
+        let tokens = &mut logins.private;
         let token = match tokens.get(&ecr.region) {
             Some(t) => t.clone(),
             None => {
@@ -162,6 +193,100 @@ impl LoginArgs {
                 file: PathBuf::from(origin),
             },
         ))
+    }
+
+    /// `files` with the ECR Public token for public.ecr.aws, fetched once per run.
+    /// Without it the source is pulled anonymously (with a warning); the
+    /// destination fails with the login's error.
+    async fn public_login(
+        &self,
+        files: AuthFiles,
+        image: &ImageRef,
+        side: Side,
+        logins: &mut Logins,
+    ) -> anyhow::Result<AuthFiles> {
+        let host = &image.registry;
+        if matches!(logins.public, PublicLogin::NotTried) {
+            logins.public = self.fetch_public_token(host).await;
+        }
+        match &mut logins.public {
+            PublicLogin::Token(token) => {
+                let origin = format!(
+                    "ECR Public login (ecr-public:GetAuthorizationToken as {} in {PUBLIC_REGION})",
+                    self.identity.describe()
+                );
+                Ok(files.with_login(
+                    host,
+                    Credentials {
+                        username: token.username.clone(),
+                        password: token.password.clone(),
+                        file: PathBuf::from(origin),
+                    },
+                ))
+            }
+            PublicLogin::Failed {
+                error,
+                no_credentials,
+            } => match side {
+                Side::Source => {
+                    let error = error
+                        .as_ref()
+                        .map_or_else(String::new, |e| format!("{e:#}"));
+                    if *no_credentials {
+                        // Nothing to log in with: the common case of a user without AWS.
+                        tracing::info!(
+                            host = %host,
+                            %error,
+                            "no AWS credentials for an ECR Public login: pulling anonymously"
+                        );
+                    } else {
+                        tracing::warn!(
+                            host = %host,
+                            %error,
+                            "ECR Public login failed: pulling anonymously (public images need no credentials, at lower rate limits)"
+                        );
+                    }
+                    Ok(files)
+                }
+                Side::Destination => Err(error.take().unwrap_or_else(|| {
+                    anyhow::anyhow!("ECR Public login for {host} failed (see above)")
+                })),
+            },
+            PublicLogin::NotTried => unreachable!("fetched above"),
+        }
+    }
+
+    /// ECR Public's token, by `token --public`'s code path; the error says what
+    /// was tried, and is retryable (exit 3) where AWS may answer later.
+    async fn fetch_public_token(&self, host: &str) -> PublicLogin {
+        let aws = self.identity.aws_args();
+        tracing::info!(
+            host,
+            identity = %self.identity.describe(),
+            "no authfile credentials for ECR Public: logging in with ecr-public:GetAuthorizationToken"
+        );
+        let base = aws_args::public_base_config().await;
+        match aws
+            .identity(PUBLIC_REGION)
+            .for_public()
+            .fetch_token(&base)
+            .await
+        {
+            Ok(token) => PublicLogin::Token(token),
+            Err(e) => {
+                let transient = e.is_transient();
+                let no_credentials = matches!(e, Error::NoCredentials { .. });
+                let e = aws.explain(e).context(format!(
+                    "ECR Public login for {host} failed (ecr-public:GetAuthorizationToken in {PUBLIC_REGION} as {}); \
+                     give credentials for {host} in an authfile, or pass --no-ecr-login to skip it",
+                    self.identity.describe()
+                ));
+                PublicLogin::Failed {
+                    error: Some(if transient { exit::retryable(e) } else { e }),
+                    no_credentials,
+                }
+            }
+        }
     }
 
     /// One token for `ecr.region`, by `token`'s code path; the error says what
@@ -194,6 +319,41 @@ impl LoginArgs {
         }
         Ok(token)
     }
+}
+
+/// Which side of the copy a registry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Source,
+    Destination,
+}
+
+/// The ECR logins of one run: a token per region, and ECR Public's.
+#[derive(Default)]
+struct Logins {
+    private: HashMap<String, AuthToken>,
+    public: PublicLogin,
+}
+
+/// ECR Public's login, tried at most once per run.
+#[derive(Default)]
+enum PublicLogin {
+    #[default]
+    NotTried,
+    Token(AuthToken),
+    /// `error` is taken by the destination (the last to ask); `no_credentials`:
+    /// the identity had none at all.
+    Failed {
+        error: Option<anyhow::Error>,
+        no_credentials: bool,
+    },
+}
+
+/// True for ECR Public's registry (`public.ecr.aws`, with or without `:443`).
+fn is_public_host(registry: &str) -> bool {
+    let host = registry.strip_suffix(":443").unwrap_or(registry);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case(PUBLIC_HOST)
 }
 
 /// The ECR host of a reference's registry (`host[:port]`), if it is one.
@@ -295,6 +455,39 @@ mod tests {
         assert!(ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com").is_some());
         assert!(ecr_host("127.0.0.1:5000").is_none());
         assert!(ecr_host("docker.io").is_none());
+    }
+
+    #[test]
+    fn the_public_host_with_or_without_a_port() {
+        assert!(is_public_host("public.ecr.aws"));
+        assert!(is_public_host("public.ecr.aws:443"));
+        assert!(is_public_host("Public.ECR.aws"));
+        assert!(!is_public_host("public.ecr.aws.example"));
+        assert!(!is_public_host("public.ecr.aws:5000"));
+        assert!(ecr_host("public.ecr.aws").is_none());
+    }
+
+    #[tokio::test]
+    async fn no_public_login_where_an_authfile_has_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.json");
+        std::fs::write(
+            &file,
+            r#"{"auths":{"public.ecr.aws":{"auth":"QVdTOnRvaw=="}}}"#,
+        )
+        .unwrap();
+        let l = parse(&["--authfile", file.to_str().unwrap()]).unwrap();
+        let src = Source::parse("public.ecr.aws/docker/library/alpine:3").unwrap();
+        let dst = ImageRef::destination("public.ecr.aws/alias/alpine", None).unwrap();
+        // No AWS call is made (there is no AWS here): both sides are served.
+        let (s, d) = l.auth_files(&src, &dst).await.unwrap();
+        for files in [s, d] {
+            let c = files
+                .lookup("public.ecr.aws", "alias/alpine")
+                .unwrap()
+                .unwrap();
+            assert_eq!(c.file, file);
+        }
     }
 
     #[tokio::test]

@@ -1,13 +1,16 @@
 //! `ecr-operator token`: a fresh ECR authorization token for CI and people, fetched
-//! by the same code as an EcrRegistry's `spec.auth` (`Identity::fetch_token`).
+//! by the same code as an EcrRegistry's `spec.auth` (`Identity::fetch_token`): the
+//! private registries' of a region, or with `--public` ECR Public's
+//! (`public.ecr.aws`, as an EcrRegistry's `spec.public`).
 
 use super::aws_args::{self, AwsArgs, shell_quote};
 use super::exit::EXIT_CODES;
 use anyhow::Context as _;
 use ecr_operator::aws::auth_token::AuthToken;
 use ecr_operator::aws::docker_config::DockerConfig;
-use ecr_operator::aws::registry_hosts::registry_hosts;
+use ecr_operator::aws::registry_hosts::{Partition, registry_hosts};
 use ecr_operator::crd::ecr_registry::Endpoint;
+use ecr_operator::registry::regions::PUBLIC_HOST;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
@@ -23,6 +26,11 @@ profile; AWS_ENDPOINT_URL is honoured), optionally followed by \
 One token serves every registry of the region that the identity may read; the \
 hosts printed are those of --registry-id (default: the token's own account) times \
 --endpoint.
+
+With --public the token is ECR Public's (ecr-public:GetAuthorizationToken, which \
+also needs sts:GetServiceBearerToken), for the one host public.ecr.aws: for pulls \
+with the higher rate limits of an authenticated client, and for pushes to your \
+public repositories.
 
 Only --format json, dockerconfigjson and password print the secret; logs and \
 errors never contain it.";
@@ -45,6 +53,10 @@ Examples:
   # Merge into ~/.docker/config.json (or $DOCKER_CONFIG/config.json), keeping other entries
   ecr-operator token --region eu-west-1 --write-docker-config
 
+  # ECR Public: no region needed (its API is in us-east-1 only)
+  ecr-operator token --public --format password \\
+    | docker login --username AWS --password-stdin public.ecr.aws
+
   # The payload of a kubernetes.io/dockerconfigjson Secret
   kubectl create secret generic ecr --type kubernetes.io/dockerconfigjson \\
     --from-file=.dockerconfigjson=<(ecr-operator token --region eu-west-1 --format dockerconfigjson)
@@ -53,6 +65,15 @@ Examples:
 #[derive(clap::Args)]
 #[command(after_help = format!("{AFTER_HELP}\n{EXIT_CODES}"))]
 pub struct TokenArgs {
+    /// The token of ECR Public (host public.ecr.aws) instead of the private
+    /// registries'. Its API is in us-east-1 only, so the region does not matter:
+    /// --region, AWS_REGION and AWS_DEFAULT_REGION are ignored (a --region or a
+    /// role ARN outside the aws partition is refused: ECR Public exists only
+    /// there), and so is AWS_USE_FIPS_ENDPOINT (ECR Public has no FIPS endpoint).
+    /// The role flags apply as without it. Not with --registry-id or --endpoint.
+    #[arg(long)]
+    public: bool,
+
     /// 12-digit account ID whose registry host to output; repeat (or separate with
     /// commas) for several. Default: the account of the credentials (from the token).
     #[arg(
@@ -110,6 +131,9 @@ enum Format {
 }
 
 pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
+    if args.public {
+        return run_public(args).await;
+    }
     let region = args.aws.region_or_exit("token");
     // Before any AWS call: a variant the partition has no host for is a usage error.
     for e in &args.endpoints {
@@ -122,7 +146,7 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
     let token = identity
         .fetch_token(&base)
         .await
-        .map_err(|e| args.aws.explain(e))?;
+        .map_err(|e| fetch_error(&args.aws, e))?;
     let accounts = if args.registry_ids.is_empty() {
         token.account.clone().into_iter().collect()
     } else {
@@ -138,6 +162,103 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
         args.endpoints.clone()
     };
     let hosts = registry_hosts(&accounts, &region, &endpoints);
+    let flags = args.aws.identity_flags(&region);
+    output(&args, token, &hosts, &flags, "ECR")
+}
+
+/// `token --public`: ECR Public's token, for public.ecr.aws.
+async fn run_public(args: TokenArgs) -> anyhow::Result<()> {
+    // Before any AWS call: what cannot apply to ECR Public is a usage error.
+    let mut not_public: Vec<&str> = Vec::new();
+    if !args.registry_ids.is_empty() {
+        not_public.push("--registry-id");
+    }
+    if !args.endpoints.is_empty() {
+        not_public.push("--endpoint");
+    }
+    if !not_public.is_empty() {
+        aws_args::usage_exit(
+            "token",
+            &format!(
+                "{} cannot be used with --public: ECR Public has one registry host, {PUBLIC_HOST}, for every account",
+                not_public.join(" and ")
+            ),
+        );
+    }
+    if let Some(m) = public_partition_error(&args.aws) {
+        aws_args::usage_exit("token", &m);
+    }
+    // The region given (if any) is ignored: the API is in us-east-1 only.
+    let identity = args
+        .aws
+        .identity(ecr_operator::aws::identity::PUBLIC_REGION)
+        .for_public();
+    let base = aws_args::public_base_config().await;
+    let token = identity
+        .fetch_token(&base)
+        .await
+        .map_err(|e| fetch_error(&args.aws, e))?;
+    // The pipelines repeat --public instead of the region.
+    let mut flags = args
+        .aws
+        .identity_flags(ecr_operator::aws::identity::PUBLIC_REGION);
+    debug_assert_eq!(flags.first().map(String::as_str), Some("--region"));
+    flags.splice(0..2, ["--public".to_string()]);
+    output(
+        &args,
+        token,
+        &[PUBLIC_HOST.to_string()],
+        &flags,
+        "ECR Public",
+    )
+}
+
+/// The message of a failed token fetch; retryable (exit 3) where AWS may answer
+/// later (throttling, 5xx, timeouts, lost connections), as `mirror`'s ECR login.
+fn fetch_error(aws: &AwsArgs, e: ecr_operator::Error) -> anyhow::Error {
+    let transient = e.is_transient();
+    let e = aws.explain(e);
+    if transient {
+        super::exit::retryable(e)
+    } else {
+        e
+    }
+}
+
+/// A flag of `aws` outside the aws partition, the only one with ECR Public.
+fn public_partition_error(aws: &AwsArgs) -> Option<String> {
+    if let Some(region) = &aws.region {
+        let p = Partition::of_region(region).id;
+        if p != "aws" {
+            return Some(format!(
+                "--region {region} is in the {p} partition: ECR Public exists only in the aws partition (its API in us-east-1); --public needs no --region"
+            ));
+        }
+    }
+    for (flag, arn) in [
+        ("--role-arn", &aws.role.role_arn),
+        ("--via-role-arn", &aws.role.via_role_arn),
+    ] {
+        let Some(arn) = arn else { continue };
+        let p = arn.split(':').nth(1).unwrap_or_default();
+        if p != "aws" {
+            return Some(format!(
+                "{flag} {arn} is in the {p} partition: ECR Public exists only in the aws partition, whose credentials --public needs"
+            ));
+        }
+    }
+    None
+}
+
+/// Prints `token` for `hosts` as --output says, or writes the Docker config.
+/// `what` names the registries in the message of --write-docker-config.
+fn output(
+    args: &TokenArgs,
+    token: AuthToken,
+    hosts: &[String],
+    flags: &[String],
+    what: &str,
+) -> anyhow::Result<()> {
     // Whole seconds, as AWS reports them.
     let token = AuthToken {
         expires_at: jiff::Timestamp::from_second(token.expires_at.as_second())
@@ -152,23 +273,18 @@ pub async fn run(args: TokenArgs) -> anyhow::Result<()> {
                 Some(p) => p.clone(),
                 None => default_docker_config()?,
             };
-            let written = write_docker_config(&path, &token, &hosts)?;
+            let written = write_docker_config(&path, &token, hosts)?;
             let mut s = format!(
-                "wrote ECR credentials (expire {}) to {} (mode 0600) for:\n",
+                "wrote {what} credentials (expire {}) to {} (mode 0600) for:\n",
                 token.expires_at,
                 written.display()
             );
-            for h in &hosts {
+            for h in hosts {
                 s.push_str(&format!("  {h}\n"));
             }
             s
         }
-        None => render(
-            args.format,
-            &token,
-            &hosts,
-            &args.aws.identity_flags(&region),
-        ),
+        None => render(args.format, &token, hosts, flags),
     };
     let mut stdout = std::io::stdout().lock();
     stdout
@@ -341,6 +457,41 @@ mod tests {
             "ecr-operator token --region eu-west-1 --external-id 'a b' --format password | docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com\n"
         );
         assert!(!out.contains("s3cret"));
+    }
+
+    #[test]
+    fn public_refuses_flags_of_other_partitions() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            token: TokenArgs,
+        }
+        let check = |args: &[&str]| {
+            let cli =
+                Cli::try_parse_from(std::iter::once("token").chain(args.iter().copied())).unwrap();
+            public_partition_error(&cli.token.aws)
+        };
+        assert_eq!(check(&["--public"]), None);
+        assert_eq!(check(&["--public", "--region", "eu-west-1"]), None);
+        assert_eq!(
+            check(&["--public", "--role-arn", "arn:aws:iam::123456789012:role/x"]),
+            None
+        );
+        let e = check(&["--public", "--region", "cn-north-1"]).unwrap();
+        assert!(
+            e.contains("--region cn-north-1 is in the aws-cn partition"),
+            "{e}"
+        );
+        let e = check(&[
+            "--public",
+            "--role-arn",
+            "arn:aws:iam::123456789012:role/x",
+            "--via-role-arn",
+            "arn:aws-us-gov:iam::123456789012:role/hub",
+        ])
+        .unwrap();
+        assert!(e.contains("--via-role-arn arn:aws-us-gov:"), "{e}");
     }
 
     #[test]

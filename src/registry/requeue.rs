@@ -51,7 +51,9 @@ pub fn after(pass: &Pass) -> Requeue {
     }
     match (until_next, pass.lasting_error) {
         (Some(wait), false) => Requeue::After(wait),
-        _ => Requeue::After(SLOW_RETRY),
+        // Another region's refresh (or a re-assertion) due sooner still comes first.
+        (Some(wait), true) => Requeue::After(wait.min(SLOW_RETRY)),
+        (None, _) => Requeue::After(SLOW_RETRY),
     }
 }
 
@@ -119,10 +121,14 @@ mod tests {
     }
 
     #[test]
-    fn lasting_errors_retry_slowly() {
+    fn lasting_errors_retry_slowly_but_never_delay_another_region_s_refresh() {
         let mut p = pass();
         p.lasting_error = true;
+        p.next_refresh = Some(p.now + jiff::SignedDuration::from_hours(1));
         assert_eq!(after(&p), Requeue::After(SLOW_RETRY));
+        // One region denied, another due in a minute: back in a minute.
+        p.next_refresh = Some(p.now + jiff::SignedDuration::from_secs(60));
+        assert_eq!(after(&p), Requeue::After(Duration::from_secs(60)));
         let mut p = pass();
         p.next_refresh = None;
         assert_eq!(after(&p), Requeue::After(SLOW_RETRY));

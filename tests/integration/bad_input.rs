@@ -316,6 +316,11 @@ impl Crd {
     fn base_for(&self, path: &[Seg]) -> Value {
         match (&self.base_pull, path.get(1)) {
             (Some(pull), Some(Seg::Key(k))) if k == "pull" => pull.clone(),
+            // spec.regions excludes spec.region (a CEL rule naming spec.regions):
+            // without region, only the value under test can be refused.
+            (_, Some(Seg::Key(k))) if self.kind == Kind::Registry && k == "regions" => {
+                without_region(&self.base)
+            }
             _ => self.base.clone(),
         }
     }
@@ -486,6 +491,13 @@ impl Crd {
     }
 }
 
+/// An EcrRegistry spec without spec.region (to set spec.regions instead).
+fn without_region(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    spec.as_object_mut().unwrap().remove("region");
+    spec
+}
+
 /// A value that breaks each CEL rule, found by its message; a rule without one
 /// fails the test, so a new rule gets a case.
 fn cel_cases(kind: Kind, message: &str, crd: &Crd, long_name: &str) -> Vec<Case> {
@@ -496,6 +508,12 @@ fn cel_cases(kind: Kind, message: &str, crd: &Crd, long_name: &str) -> Vec<Case>
     };
     let selector = |expr: Value| {
         spec_with(&|s| s["namespaces"]["selector"] = json!({"matchExpressions": [expr]}))
+    };
+    // An EcrRegistry's base without spec.region, then edited.
+    let regions_with = |edit: &dyn Fn(&mut Value)| {
+        let mut spec = without_region(&crd.base);
+        edit(&mut spec);
+        spec
     };
     let job = |template: Value| spec_with(&|s| s["jobTemplate"] = template.clone());
     let volume = |name: &str, mount: &str| {
@@ -521,21 +539,65 @@ fn cel_cases(kind: Kind, message: &str, crd: &Crd, long_name: &str) -> Vec<Case>
             .map(|v| (spec_with(&|s| s["refreshBefore"] = json!(v)), None))
             .collect(),
         // Two rules: no FIPS host in China, no dual-stack one in the ISO
-        // partitions and aws-eusc.
-        (Kind::Registry, "spec.endpoints") if message.contains("DualStack endpoints") => vec![(
-            spec_with(&|s| {
-                s["region"] = json!("eusc-de-east-1");
-                s["endpoints"] = json!(["Standard", "DualStack"]);
-            }),
-            None,
-        )],
-        (Kind::Registry, "spec.endpoints") => vec![(
-            spec_with(&|s| {
-                s["region"] = json!("cn-north-1");
-                s["endpoints"] = json!(["Standard", "Fips"]);
-            }),
-            None,
-        )],
+        // partitions and aws-eusc; in spec.region and in any item of spec.regions.
+        (Kind::Registry, "spec.endpoints") if message.contains("DualStack endpoints") => vec![
+            (
+                spec_with(&|s| {
+                    s["region"] = json!("eusc-de-east-1");
+                    s["endpoints"] = json!(["Standard", "DualStack"]);
+                }),
+                None,
+            ),
+            (
+                regions_with(&|s| {
+                    s["regions"] = json!(["us-east-1", "us-iso-east-1"]);
+                    s["endpoints"] = json!(["Standard", "DualStack"]);
+                }),
+                None,
+            ),
+        ],
+        (Kind::Registry, "spec.endpoints") => vec![
+            (
+                spec_with(&|s| {
+                    s["region"] = json!("cn-north-1");
+                    s["endpoints"] = json!(["Standard", "Fips"]);
+                }),
+                None,
+            ),
+            (
+                regions_with(&|s| {
+                    s["regions"] = json!(["eu-west-1", "cn-north-1"]);
+                    s["endpoints"] = json!(["Fips"]);
+                }),
+                None,
+            ),
+        ],
+        // Two rules: spec.region and spec.regions are exclusive, and one of
+        // them (or spec.public) is needed.
+        (Kind::Registry, "spec.regions") if message.contains("not both") => {
+            vec![(spec_with(&|s| s["regions"] = json!(["eu-west-1"])), None)]
+        }
+        (Kind::Registry, "spec.regions") => vec![
+            (regions_with(&|_| {}), None),
+            (regions_with(&|s| s["public"] = json!(false)), None),
+        ],
+        // ECR Public only with regions of the aws partition.
+        (Kind::Registry, "spec.public") => vec![
+            (
+                spec_with(&|s| {
+                    s["region"] = json!("cn-north-1");
+                    s["public"] = json!(true);
+                }),
+                None,
+            ),
+            (
+                regions_with(&|s| {
+                    s["regions"] = json!(["us-east-1", "us-gov-west-1"]);
+                    s["public"] = json!(true);
+                }),
+                None,
+            ),
+        ],
         (Kind::Mirror, "spec.jobTemplate.podAnnotations") => vec![
             (
                 job(json!({"podAnnotations": {"kubernetes.io/x": "y"}})),
@@ -606,6 +668,11 @@ fn unchecked_by_the_schema(registry: &Crd, mirror: &Crd) -> Vec<Case> {
         }
     };
     vec![
+        // One identity serves one partition: the operator refuses regions of two.
+        at(registry, "spec.regions", &|s| {
+            s.as_object_mut().unwrap().remove("region");
+            s["regions"] = json!(["eu-west-1", "cn-north-1"]);
+        }),
         at(registry, "spec.secret.labels", &|s| {
             s["secret"] = json!({"labels": bad_key})
         }),
@@ -747,6 +814,8 @@ async fn every_field_of_both_crds_with_invalid_values_is_refused_or_reported() {
         schema: load_schema("ecrregistry.yaml"),
         sample: json!({"spec": {
             "region": "eu-west-1",
+            "regions": ["eu-west-1"],
+            "public": true,
             "registryIds": ["123456789012"],
             "endpoints": ["Standard"],
             "auth": {

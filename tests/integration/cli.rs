@@ -14,6 +14,8 @@ use std::process::Output;
 /// moto's account, and its registry host in the bed's region.
 const ACCOUNT: &str = "123456789012";
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+/// ECR Public's registry host (its API: the fault proxy's stand-in).
+const PUBLIC_HOST: &str = "public.ecr.aws";
 
 /// The binary with a clean environment: the bed's AWS endpoint and region, this
 /// test's access key ID, a HOME of its own, and the most verbose logs (so the
@@ -765,6 +767,357 @@ async fn token_assumes_the_role_and_the_role_chain() {
     );
 }
 
+/// The fault proxy's control API at `path` (e.g. `calls`, `health`).
+fn faults_url(path: &str) -> String {
+    format!(
+        "{}/{path}",
+        Bed::get().var("BED_FAULTS").trim_end_matches('/')
+    )
+}
+
+/// Adds a fault-proxy rule for this key's ECR Public calls; returns its id.
+async fn public_rule(key: &str, action: Value) -> String {
+    let mut rule = action;
+    rule["match"] = json!({"accessKeyId": key, "service": "ecr-public"});
+    let resp: Value = crate::support::http_client()
+        .post(faults_url("rules"))
+        .json(&rule)
+        .send()
+        .await
+        .expect("fault proxy reachable")
+        .error_for_status()
+        .expect("rule accepted")
+        .json()
+        .await
+        .unwrap();
+    resp["id"].as_str().expect("rule id").to_string()
+}
+
+/// The fault proxy's records of calls matching `query` (e.g. accessKeyId, service).
+async fn call_records(query: &[(&str, &str)]) -> Vec<Value> {
+    let resp: Value = crate::support::http_client()
+        .get(faults_url("calls"))
+        .query(query)
+        .send()
+        .await
+        .expect("fault proxy reachable")
+        .json()
+        .await
+        .unwrap();
+    resp["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// The password of the ECR Public stand-in's tokens, and the `auth` it makes.
+async fn public_password() -> (String, String) {
+    let health: Value = crate::support::http_client()
+        .get(faults_url("health"))
+        .send()
+        .await
+        .expect("fault proxy reachable")
+        .json()
+        .await
+        .unwrap();
+    let pw = health["ecrPublicPassword"]
+        .as_str()
+        .expect("the proxy stands in for ECR Public")
+        .to_string();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{pw}"));
+    (pw, auth)
+}
+
+#[tokio::test]
+async fn token_public_is_ecr_publics_token_in_every_format() {
+    let names = TestNames::new("cli-public");
+    let home = temp_home();
+    let key = names.access_key_id();
+    let (password, auth) = public_password().await;
+    let no_password = |text: &str, what: &str| {
+        assert!(
+            !text.contains(&password) && !text.contains(&auth),
+            "the ECR Public password is in {what}:\n{text}"
+        );
+        assert_no_secrets(text, what);
+    };
+
+    // AWS_REGION of another region is ignored: ECR Public's API is in us-east-1.
+    let mut cmd = cli(&names, home.path());
+    cmd.env("AWS_REGION", "eu-west-1");
+    let out = run(cmd, &["token", "--public"]).await.ok("token --public");
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON on stdout");
+    let entries = v.as_array().expect("an array");
+    assert_eq!(entries.len(), 1, "{v}");
+    assert_eq!(entries[0]["host"], PUBLIC_HOST);
+    assert_eq!(entries[0]["username"], "AWS");
+    assert_eq!(entries[0]["password"], password.as_str());
+    let expires: jiff::Timestamp = entries[0]["expiresAt"].as_str().unwrap().parse().unwrap();
+    let left = expires.duration_since(jiff::Timestamp::now());
+    assert!(
+        left > jiff::SignedDuration::from_hours(11) && left <= jiff::SignedDuration::from_hours(12),
+        "the stand-in's 12 h expiry: {expires}"
+    );
+    no_password(&out.stderr, "the logs of token --public");
+
+    // Exactly one call, of ECR Public's shape; none to private ECR.
+    let calls = call_records(&[("accessKeyId", &key)]).await;
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    let c = &calls[0];
+    for (field, want) in [
+        ("service", "ecr-public"),
+        ("operation", "GetAuthorizationToken"),
+        ("region", "us-east-1"),
+        ("target", "SpencerFrontendService.GetAuthorizationToken"),
+        ("contentType", "application/x-amz-json-1.1"),
+        ("signingService", "ecr-public"),
+        ("method", "POST"),
+    ] {
+        assert_eq!(c[field], want, "{field} of {c:#}");
+    }
+    assert_eq!(c["status"], 200, "{c:#}");
+
+    // --region of the aws partition is ignored too.
+    let dcj = run(
+        cli(&names, home.path()),
+        &[
+            "token",
+            "--public",
+            "--region",
+            "eu-central-1",
+            "--format",
+            "dockerconfigjson",
+        ],
+    )
+    .await
+    .ok("token --public --format dockerconfigjson");
+    let v: Value = serde_json::from_str(&dcj.stdout).expect("JSON");
+    assert_eq!(v["auths"].as_object().unwrap().len(), 1, "{v}");
+    assert_eq!(v["auths"][PUBLIC_HOST]["auth"], auth.as_str());
+    no_password(&dcj.stderr, "the logs of --format dockerconfigjson");
+
+    // AWS_USE_FIPS_ENDPOINT does not apply: ECR Public has no FIPS endpoint (with
+    // FIPS on, the SDK refuses a custom endpoint here, and in AWS it would call a
+    // host that does not exist).
+    let mut cmd = cli(&names, home.path());
+    cmd.env("AWS_USE_FIPS_ENDPOINT", "true");
+    let pw = run(cmd, &["token", "--public", "--format", "password"])
+        .await
+        .ok("token --public --format password with AWS_USE_FIPS_ENDPOINT");
+    assert_eq!(pw.stdout, format!("{password}\n"));
+
+    // The pipeline says --public, not a region, and runs as printed.
+    let login = run(
+        cli(&names, home.path()),
+        &["token", "--public", "--format", "docker-login"],
+    )
+    .await
+    .ok("token --public --format docker-login");
+    no_password(&login.stdout, "the docker-login output");
+    assert_eq!(
+        login.stdout,
+        "ecr-operator token --public --format password | docker login --username AWS --password-stdin public.ecr.aws\n"
+    );
+    let (left, _) = login.stdout.trim().split_once(" | ").unwrap();
+    let args: Vec<&str> = left.split_whitespace().skip(1).collect();
+    let again = run(cli(&names, home.path()), &args)
+        .await
+        .ok("the printed command");
+    assert_eq!(again.stdout.trim(), password);
+
+    // --write-docker-config keeps every other entry.
+    let config_path = home.path().join(".docker").join("config.json");
+    std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+    let before = json!({
+        "auths": {
+            "ghcr.io": {"auth": "Z2hjcjp0b2tlbg=="},
+            ECR_HOST: {"auth": "c3RhbGU6c3RhbGU="},
+        },
+        "HttpHeaders": {"User-Agent": "ci"},
+    });
+    std::fs::write(&config_path, before.to_string()).unwrap();
+    let out = run(
+        cli(&names, home.path()),
+        &["token", "--public", "--write-docker-config"],
+    )
+    .await
+    .ok("token --public --write-docker-config");
+    assert!(
+        out.stdout.contains("ECR Public credentials")
+            && out.stdout.contains(&config_path.display().to_string())
+            && out.stdout.contains(&format!("  {PUBLIC_HOST}\n")),
+        "{}",
+        out.stdout
+    );
+    no_password(&out.stdout, "the output of --write-docker-config");
+    no_password(&out.stderr, "the logs of --write-docker-config");
+    let after: Value = serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    assert_eq!(after["auths"]["ghcr.io"], before["auths"]["ghcr.io"]);
+    assert_eq!(after["auths"][ECR_HOST], before["auths"][ECR_HOST]);
+    assert_eq!(after["HttpHeaders"], before["HttpHeaders"]);
+    assert_eq!(after["auths"][PUBLIC_HOST]["password"], password.as_str());
+    assert_eq!(after["auths"].as_object().unwrap().len(), 3, "{after}");
+
+    // Six runs, six ECR Public calls, no private ECR one.
+    let calls = call_records(&[("accessKeyId", &key)]).await;
+    assert_eq!(calls.len(), 6, "{calls:#?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["service"] == "ecr-public" && c["region"] == "us-east-1")
+    );
+
+    // Through a role chain: the ECR Public call is signed with the target role's keys.
+    let target = format!("arn:aws:iam::210987654321:role/{}-target", names.id);
+    let hub = format!("arn:aws:iam::111111111111:role/{}-hub", names.id);
+    let out = run(
+        cli(&names, home.path()),
+        &[
+            "token",
+            "--public",
+            "--via-role-arn",
+            &hub,
+            "--via-external-id",
+            "ext-hub",
+            "--role-arn",
+            &target,
+            "--external-id",
+            "ext-target",
+            "--format",
+            "password",
+        ],
+    )
+    .await
+    .ok("token --public through a role chain");
+    assert_eq!(out.stdout, format!("{password}\n"));
+    no_password(&out.stderr, "the logs of a role chain");
+    assert_eq!(assume_role_calls(&hub).await, [(key.clone(), 200)]);
+    let by_role = call_records(&[("roleArn", &target), ("service", "ecr-public")]).await;
+    assert_eq!(by_role.len(), 1, "{by_role:#?}");
+    let signer = by_role[0]["accessKeyId"].as_str().unwrap_or_default();
+    assert!(signer.starts_with("ASIA") && signer != key, "{signer}");
+}
+
+#[tokio::test]
+async fn token_public_failures_exit_as_documented() {
+    let names = TestNames::new("cli-pubfail");
+    let home = temp_home();
+    let key = names.access_key_id();
+    let (password, auth) = public_password().await;
+
+    // Flags that make no sense for ECR Public: usage errors, before any AWS call.
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["token", "--public", "--registry-id", "123456789012"],
+            &["--registry-id", "--public"],
+        ),
+        (
+            &["token", "--public", "--endpoint", "Fips"],
+            &["--endpoint", "--public"],
+        ),
+        (
+            &[
+                "token",
+                "--public",
+                "--endpoint",
+                "DualStack",
+                "--registry-id",
+                "123456789012",
+            ],
+            &["--registry-id and --endpoint", "--public"],
+        ),
+        (
+            &["token", "--public", "--region", "cn-north-1"],
+            &["--region", "aws partition"],
+        ),
+        (
+            &[
+                "token",
+                "--public",
+                "--role-arn",
+                "arn:aws-us-gov:iam::123456789012:role/x",
+            ],
+            &["--role-arn", "aws partition"],
+        ),
+    ];
+    for (args, wants) in cases {
+        let out = run(cli(&names, home.path()), args).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        for want in *wants {
+            assert!(
+                out.stderr.contains(want),
+                "{args:?}: {want} not in {}",
+                out.stderr
+            );
+        }
+    }
+    assert!(call_records(&[("accessKeyId", &key)]).await.is_empty());
+
+    // Denied: exit 1, naming both IAM actions ECR Public needs; no token anywhere.
+    let rule = public_rule(&key, json!({"action": "access_denied"})).await;
+    let out = run(cli(&names, home.path()), &["token", "--public"]).await;
+    let faults = Faults::new(Bed::get().var("BED_FAULTS"));
+    faults.remove(&rule).await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    for want in [
+        "error: access denied on ecr-public:GetAuthorizationToken",
+        "sts:GetServiceBearerToken",
+        "the default AWS credential chain",
+    ] {
+        assert!(last.contains(want), "{want} not in: {last}");
+    }
+    assert!(!last.contains("EcrRegistry"), "{last}");
+    for text in [&out.stderr, &out.stdout] {
+        assert!(!text.contains(&password) && !text.contains(&auth), "{text}");
+        assert_no_secrets(text, "a denied token --public");
+    }
+
+    // Throttled past the retries: exit 3, as for private tokens.
+    let rule = public_rule(&key, json!({"action": "throttle"})).await;
+    let out = run(cli(&names, home.path()), &["token", "--public"]).await;
+    faults.remove(&rule).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    let last = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("throttled"),
+        "{last}"
+    );
+    assert_no_secrets(&out.stderr, "a throttled token --public");
+
+    // A 5xx: exit 3 too.
+    let rule = public_rule(&key, json!({"action": "server_error", "status": 503})).await;
+    let mut cmd = cli(&names, home.path());
+    cmd.env("AWS_MAX_ATTEMPTS", "1");
+    let out = run(cmd, &["token", "--public"]).await;
+    faults.remove(&rule).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+
+    // (A private token's 5xx exits 3 as well.)
+    let rule = faults
+        .add(
+            &key,
+            "GetAuthorizationToken",
+            json!({"action": "server_error", "status": 503}),
+        )
+        .await;
+    let mut cmd = cli(&names, home.path());
+    cmd.env("AWS_MAX_ATTEMPTS", "1");
+    let out = run(cmd, &["token"]).await;
+    faults.remove(&rule).await;
+    assert_eq!(out.code, 3, "{}", out.stderr);
+    let private = call_records(&[("accessKeyId", &key), ("service", "ecr")]).await;
+    assert_eq!(private.len(), 1, "{private:#?}");
+
+    // Every other call went to ECR Public (the SDK retried the throttled one).
+    let calls = call_records(&[("accessKeyId", &key)]).await;
+    let public = calls
+        .iter()
+        .filter(|c| c["service"] == "ecr-public")
+        .count();
+    assert!(public >= 4, "{calls:#?}");
+    assert_eq!(calls.len(), public + 1, "{calls:#?}");
+}
+
 #[tokio::test]
 async fn help_shows_examples_and_exit_codes() {
     let names = TestNames::new("cli-help");
@@ -803,6 +1156,8 @@ async fn help_shows_examples_and_exit_codes() {
         "dockerconfigjson",
         "--write-docker-config",
         "--endpoint",
+        "--public",
+        "public.ecr.aws",
     ] {
         assert!(token.stdout.contains(want), "token --help lacks {want}");
     }

@@ -3,7 +3,9 @@
 //! authfiles (`--src-authfile`, `--dest-authfile`), and its own ECR login
 //! (GetAuthorizationToken at moto A through the fault proxy) for a destination
 //! named like ECR, `123456789012.dkr.ecr.us-east-1.amazonaws.com`, which reaches
-//! BED_REGISTRY through `tests/bed/node/connect-proxy` as the HTTP_PROXY.
+//! BED_REGISTRY through `tests/bed/node/connect-proxy` as the HTTP_PROXY; and its
+//! ECR Public login (the fault proxy's ECR Public stand-in) for `public.ecr.aws`,
+//! mapped to BED_REGISTRY the same way.
 
 use crate::support::bed::{Bed, TestNames, repo_root};
 use crate::support::faults::Faults;
@@ -16,6 +18,8 @@ use std::time::Duration;
 
 /// moto's account and the bed's region: the registry host ECR login serves.
 const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+/// ECR Public's registry host.
+const PUBLIC_HOST: &str = "public.ecr.aws";
 
 struct Reg {
     host: String,
@@ -357,7 +361,8 @@ async fn each_side_reads_its_own_authfiles_first() {
     );
 }
 
-/// `connect-proxy` forwarding plain HTTP for ECR_HOST to BED_REGISTRY, killed on drop.
+/// `connect-proxy` forwarding plain HTTP for ECR_HOST and PUBLIC_HOST to
+/// BED_REGISTRY, killed on drop.
 struct Proxy {
     child: std::process::Child,
     url: String,
@@ -374,6 +379,8 @@ impl Proxy {
             .arg(&port_file)
             .arg("--map")
             .arg(format!("{ECR_HOST}={}", reg1().host))
+            .arg("--map")
+            .arg(format!("{PUBLIC_HOST}={}", reg1().host))
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start connect-proxy");
@@ -537,6 +544,243 @@ async fn a_failed_ecr_login_says_what_was_tried() {
     }
 }
 
+/// Adds a fault-proxy rule for this key's ECR Public calls; returns its id.
+async fn public_rule(key: &str, action: Value) -> String {
+    let mut rule = action;
+    rule["match"] = json!({"accessKeyId": key, "service": "ecr-public"});
+    let resp: Value = crate::support::http_client()
+        .post(format!(
+            "{}/rules",
+            Bed::get().var("BED_FAULTS").trim_end_matches('/')
+        ))
+        .json(&rule)
+        .send()
+        .await
+        .expect("fault proxy reachable")
+        .error_for_status()
+        .expect("rule accepted")
+        .json()
+        .await
+        .unwrap();
+    resp["id"].as_str().expect("rule id").to_string()
+}
+
+/// This key's GetAuthorizationToken calls: (ECR Public's, private ECR's).
+async fn token_calls(faults: &Faults, key: &str) -> (usize, usize) {
+    let records = faults.records(key, "GetAuthorizationToken").await;
+    let public = records
+        .iter()
+        .filter(|r| r["service"] == "ecr-public")
+        .count();
+    (public, records.len() - public)
+}
+
+#[tokio::test]
+async fn ecr_public_login_without_any_authfile() {
+    let bed = Bed::get();
+    let names = TestNames::new("mauth-public");
+    let key = names.access_key_id();
+    let faults = Faults::new(bed.var("BED_FAULTS"));
+    let dir = Dir::new();
+    let proxy = Proxy::start(&dir);
+    let env = aws_env(bed, &key, &proxy);
+    // ECR Public's token carries the password BED_REGISTRY accepts.
+    let rule = public_rule(
+        &key,
+        json!({"action": "token", "password": bed.var("BED_ECR_PASSWORD")}),
+    )
+    .await;
+
+    // Pulled from and pushed to public.ecr.aws with one ECR Public token.
+    let src = format!("{PUBLIC_HOST}/bed/hello:v1");
+    let dst = format!("{PUBLIC_HOST}/{}/hello:v1", names.id);
+    let run = mirror(&dir, &[&src, &dst], &env).await;
+    assert_copied(&run);
+    assert_eq!(
+        token_calls(&faults, &key).await,
+        (1, 0),
+        "one ECR Public token for both sides, no private one"
+    );
+    let call = &faults.records(&key, "GetAuthorizationToken").await[0];
+    assert_eq!(call["region"], "us-east-1", "{call:#}");
+    assert_eq!(call["signingService"], "ecr-public", "{call:#}");
+    let log = std::fs::read_to_string(&proxy.log).unwrap();
+    for want in [
+        "GET http://public.ecr.aws:80/v2/bed/hello/manifests/v1".to_string(),
+        format!(
+            "PUT http://public.ecr.aws:80/v2/{}/hello/manifests/v1",
+            names.id
+        ),
+    ] {
+        assert!(log.contains(&want), "{want} not through the proxy:\n{log}");
+    }
+    let digest = run
+        .stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("digest="))
+        .expect("digest in the summary")
+        .to_string();
+    let r1 = reg1();
+    let res = crate::support::http_client()
+        .head(format!(
+            "http://{}/v2/{}/hello/manifests/v1",
+            r1.host, names.id
+        ))
+        .basic_auth(&r1.user, Some(&r1.password))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["docker-content-digest"], digest.as_str());
+
+    // From public.ecr.aws into the second registry, no authfile for the source.
+    let r2 = reg2();
+    let dest_file = dir.write_json(
+        "dst.json",
+        &json!({"auths": {&r2.host: entry(&r2.user, &r2.password)}}),
+    );
+    let dst2 = format!("{}/{}/from-public:v1", r2.host, names.id);
+    let run = mirror(
+        &dir,
+        &[&src, &dst2, "--dest-authfile", dest_file.to_str().unwrap()],
+        &env,
+    )
+    .await;
+    assert_copied(&run);
+    assert_eq!(token_calls(&faults, &key).await, (2, 0));
+
+    // --no-ecr-login: anonymous (which this registry refuses), no token call.
+    let run = mirror(
+        &dir,
+        &[
+            &src,
+            &dst2,
+            "--dest-authfile",
+            dest_file.to_str().unwrap(),
+            "--no-ecr-login",
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.describe());
+    assert!(
+        run.stderr.contains(&format!(
+            "unauthorized: {PUBLIC_HOST} rejected anonymous access"
+        )),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(token_calls(&faults, &key).await, (2, 0));
+    faults.remove(&rule).await;
+}
+
+#[tokio::test]
+async fn a_failed_ecr_public_login_pulls_anonymously_but_fails_a_push() {
+    let bed = Bed::get();
+    let names = TestNames::new("mauth-pubfail");
+    let key = names.access_key_id();
+    let faults = Faults::new(bed.var("BED_FAULTS"));
+    let dir = Dir::new();
+    let proxy = Proxy::start(&dir);
+    let mut env = aws_env(bed, &key, &proxy);
+    env.push(("AWS_MAX_ATTEMPTS", "1"));
+    let (r1, r2) = (reg1(), reg2());
+    let src_file = dir.write_json(
+        "src.json",
+        &json!({"auths": {&r1.host: entry(&r1.user, &r1.password)}}),
+    );
+    let dest_file = dir.write_json(
+        "dst.json",
+        &json!({"auths": {&r2.host: entry(&r2.user, &r2.password)}}),
+    );
+    let public_src = format!("{PUBLIC_HOST}/bed/hello:v1");
+
+    // Denied, for the source: a warning, then the pull goes on anonymously (real
+    // public.ecr.aws serves public images so; the bed's registry refuses it).
+    let rule = public_rule(&key, json!({"action": "access_denied"})).await;
+    let dst = format!("{}/{}/anon:v1", r2.host, names.id);
+    let run = mirror(
+        &dir,
+        &[
+            &public_src,
+            &dst,
+            "--dest-authfile",
+            dest_file.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.describe());
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("ECR Public login failed: pulling anonymously"))
+        .unwrap_or_else(|| panic!("no warning: {}", run.describe()));
+    for want in [
+        "WARN",
+        "ecr-public:GetAuthorizationToken",
+        "sts:GetServiceBearerToken",
+    ] {
+        assert!(warning.contains(want), "{want} not in {warning}");
+    }
+    let err = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        err.contains(&format!(
+            "unauthorized: {PUBLIC_HOST} rejected anonymous access"
+        )),
+        "the pull went on anonymously: {}",
+        run.describe()
+    );
+    assert_eq!(token_calls(&faults, &key).await, (1, 0));
+
+    // Denied, for the destination: no anonymous push; exit 1 naming what was tried.
+    // With public.ecr.aws on both sides, still one call.
+    let public_dst = format!("{PUBLIC_HOST}/{}/push:v1", names.id);
+    let run = mirror(&dir, &[&public_src, &public_dst], &env).await;
+    assert_eq!(run.code, 1, "{}", run.describe());
+    let err = run.stderr.lines().last().unwrap_or_default();
+    for want in [
+        "error: ECR Public login for public.ecr.aws failed",
+        "us-east-1",
+        "--no-ecr-login",
+        "access denied on ecr-public:GetAuthorizationToken",
+        "sts:GetServiceBearerToken",
+    ] {
+        assert!(err.contains(want), "{want} not in: {}", run.describe());
+    }
+    assert_eq!(token_calls(&faults, &key).await, (2, 0));
+    faults.remove(&rule).await;
+
+    // A 5xx for the destination: retryable, exit 3.
+    let rule = public_rule(&key, json!({"action": "server_error", "status": 503})).await;
+    let run = mirror(
+        &dir,
+        &[
+            &format!("{}/bed/hello:v1", r1.host),
+            &public_dst,
+            "--src-authfile",
+            src_file.to_str().unwrap(),
+        ],
+        &env,
+    )
+    .await;
+    faults.remove(&rule).await;
+    assert_eq!(run.code, 3, "{}", run.describe());
+    let err = run.stderr.lines().last().unwrap_or_default();
+    for want in [
+        PUBLIC_HOST,
+        "ecr-public:GetAuthorizationToken",
+        "--no-ecr-login",
+    ] {
+        assert!(err.contains(want), "{want} not in: {}", run.describe());
+    }
+    assert_eq!(token_calls(&faults, &key).await, (3, 0));
+}
+
 /// The ECR host parser and the helper protocol have unit tests (src/); this checks
 /// that `mirror --help` shows the flags and no longer says helpers are unsupported.
 #[tokio::test]
@@ -556,6 +800,7 @@ async fn help_names_the_credential_flags() {
         "--external-id",
         "--via-role-arn",
         "--session-name",
+        "public.ecr.aws",
     ] {
         assert!(help.contains(flag), "{flag} not in mirror --help:\n{help}");
     }

@@ -120,6 +120,72 @@ async fn invalid_specs_are_refused_with_the_field_named() {
             "spec.auth.assumeRole.roleArn",
         ),
         (
+            "region and regions together",
+            names.ns("14"),
+            json!({"region": "us-east-1", "regions": ["eu-west-1"]}),
+            "spec.regions: give either spec.region or spec.regions, not both",
+        ),
+        (
+            "neither region nor regions",
+            names.ns("15"),
+            json!({"endpoints": ["Standard"]}),
+            "spec.regions: name at least one region",
+        ),
+        (
+            "neither region nor regions, public false",
+            names.ns("16"),
+            json!({"public": false}),
+            "spec.regions: name at least one region",
+        ),
+        (
+            "public with a China region",
+            names.ns("17"),
+            json!({"region": "cn-north-1", "public": true}),
+            "spec.public: ECR Public exists only in the aws partition",
+        ),
+        (
+            "public with a GovCloud region in regions",
+            names.ns("18"),
+            json!({"regions": ["us-east-1", "us-gov-west-1"], "public": true}),
+            "spec.public: ECR Public exists only in the aws partition",
+        ),
+        (
+            "Fips with a China region in regions",
+            names.ns("19"),
+            json!({"regions": ["eu-west-1", "cn-north-1"], "endpoints": ["Fips"]}),
+            "spec.endpoints: Fips endpoints do not exist in the China regions",
+        ),
+        (
+            "DualStack with an ISO region in regions",
+            names.ns("20"),
+            json!({"regions": ["us-east-1", "us-iso-east-1"], "endpoints": ["Standard", "DualStack"]}),
+            "spec.endpoints: DualStack endpoints do not exist",
+        ),
+        (
+            "bad region in regions",
+            names.ns("21"),
+            json!({"regions": ["eu-west-1", "Europe"]}),
+            "spec.regions[1]",
+        ),
+        (
+            "empty regions",
+            names.ns("22"),
+            json!({"regions": []}),
+            "spec.regions",
+        ),
+        (
+            "a region twice in regions",
+            names.ns("23"),
+            json!({"regions": ["eu-west-1", "eu-west-1"]}),
+            "spec.regions[1]: Duplicate value",
+        ),
+        (
+            "eleven regions",
+            names.ns("24"),
+            json!({"regions": (1..=11).map(|i| format!("eu-west-{i}")).collect::<Vec<_>>()}),
+            "spec.regions: Too many",
+        ),
+        (
             "name of 64+ characters",
             long_name,
             json!({"region": "us-east-1"}),
@@ -246,6 +312,69 @@ async fn a_full_spec_round_trips_and_defaults_are_applied() {
     }
 }
 
+/// What the new fields accept: several regions (also of two partitions: the
+/// operator reports that, see registry_regions.rs), ECR Public with a region of
+/// the aws partition or alone, and the Fips/DualStack rules only where they apply.
+#[tokio::test]
+async fn regions_and_public_are_accepted_where_valid() {
+    let names = TestNames::new("crdreg");
+    let client = fixtures::setup(&names).await;
+    let api = dynamic_api(&client);
+    let cases = [
+        (
+            "several",
+            json!({"regions": ["eu-west-1", "us-east-1"], "endpoints": ["Standard", "Fips", "DualStack"]}),
+        ),
+        (
+            "public with a region",
+            json!({"region": "us-east-1", "public": true}),
+        ),
+        (
+            "public with regions",
+            json!({"regions": ["eu-west-1", "us-west-2"], "public": true}),
+        ),
+        ("public alone", json!({"public": true})),
+        (
+            "two partitions",
+            json!({"regions": ["eu-west-1", "cn-north-1"]}),
+        ),
+        (
+            "DualStack in China",
+            json!({"regions": ["cn-north-1", "cn-northwest-1"], "endpoints": ["DualStack"]}),
+        ),
+        (
+            "Fips in GovCloud and ISO",
+            json!({"regions": ["us-gov-west-1", "us-iso-east-1"], "endpoints": ["Fips"]}),
+        ),
+        (
+            "region, public false",
+            json!({"region": "eu-west-1", "public": false}),
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (i, (case, spec)) in cases.iter().enumerate() {
+        let name = names.ns(&format!("ok{i}"));
+        match create_raw(&client, &name, spec.clone()).await {
+            Ok(_) => {
+                let stored = api.get(&name).await.expect("get");
+                for key in ["region", "regions", "public"] {
+                    if stored.data["spec"][key] != spec[key] {
+                        wrong.push(format!(
+                            "{case}: spec.{key} stored as {}",
+                            stored.data["spec"][key]
+                        ));
+                    }
+                }
+                api.delete(&name, &DeleteParams::default())
+                    .await
+                    .expect("delete");
+            }
+            Err(e) => wrong.push(format!("{case}: refused {spec}: {e}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// `kubectl explain` output once the CRD's schema is published (which lags a
 /// little behind the CRD being established).
 async fn explain(bed: &Bed, field: &str, want: &str) -> String {
@@ -288,6 +417,41 @@ async fn kubectl_explain_shows_the_doc_comments() {
             "status.namespaces lists no {field}:\n{text}"
         );
     }
+    let text = explain(
+        bed,
+        "ecrregistry.spec.regions",
+        "AWS regions of the registries",
+    )
+    .await;
+    for words in [
+        "all in one partition",
+        "Exclusive with spec.region",
+        "[]string",
+    ] {
+        assert!(text.contains(words), "spec.regions: no {words:?}:\n{text}");
+    }
+    let text = explain(bed, "ecrregistry.spec.public", "Also write ECR Public").await;
+    for words in ["sts:GetServiceBearerToken", "<boolean>"] {
+        assert!(text.contains(words), "spec.public: no {words:?}:\n{text}");
+    }
+    let text = explain(
+        bed,
+        "ecrregistry.status.regions",
+        "The token of each region",
+    )
+    .await;
+    for field in ["name", "expiresAt", "lastRefreshTime", "reason"] {
+        assert!(
+            text.contains(field),
+            "status.regions lists no {field}:\n{text}"
+        );
+    }
+    explain(
+        bed,
+        "ecrregistry.status.regionSummary",
+        "for the printer column",
+    )
+    .await;
 }
 
 /// Paths of the properties under `schema` (recursively) without a description.

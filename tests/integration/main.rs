@@ -22,6 +22,7 @@ mod ecr_mirror;
 mod faults;
 mod least_privilege;
 mod registry_behaviour;
+mod registry_regions;
 mod registry_truth;
 mod restarts;
 mod runtime;

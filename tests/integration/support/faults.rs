@@ -34,6 +34,22 @@ impl Faults {
         resp["id"].as_str().expect("rule id").to_string()
     }
 
+    /// Adds a rule as the proxy takes it (`match` and action, see
+    /// faultproxy.py), e.g. one matching a `region` or a `service`; returns its id.
+    pub async fn add_rule(&self, rule: Value) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/rules", self.base))
+            .json(&rule)
+            .send()
+            .await
+            .expect("fault proxy reachable");
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or_default();
+        assert!(status.is_success(), "rule {rule} refused: {body}");
+        body["id"].as_str().expect("rule id").to_string()
+    }
+
     pub async fn remove(&self, id: &str) {
         self.http
             .delete(format!("{}/rules/{id}", self.base))
@@ -67,6 +83,15 @@ impl Faults {
                 &[("accessKeyId", access_key_id), ("operation", operation)],
             )
             .await;
+        resp["calls"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The proxy's records of the calls with this access key ID whose record
+    /// fields equal `filters` (e.g. `[("service", "ecr-public")]`; none: every call).
+    pub async fn records_where(&self, access_key_id: &str, filters: &[(&str, &str)]) -> Vec<Value> {
+        let mut query = vec![("accessKeyId", access_key_id)];
+        query.extend_from_slice(filters);
+        let resp = self.get("calls", &query).await;
         resp["calls"].as_array().cloned().unwrap_or_default()
     }
 

@@ -10,6 +10,8 @@ pub mod fixtures;
 pub mod leaks;
 /// The real operator binary run as a child process for one test.
 pub mod operator;
+/// A docker-registry of one test's own with htpasswd auth for a chosen password.
+pub mod private_registry;
 /// A fault proxy of one test's own in front of the bed's second registry.
 pub mod registry_faults;
 
