@@ -668,7 +668,8 @@ async fn a_restart_during_a_region_s_outage_keeps_that_region_s_entry() {
         json!({"regions": ["eu-west-1", "us-east-1"], "namespaces": selected_by(&names)}),
     )
     .await;
-    wait_ready(&client, &names.id, "True", Some("Synced"), 30).await;
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), 30).await;
+    let us_before = region(&r, "us-east-1");
     let before = wait_secret(&client, &ns, &names.id).await;
     assert_entry(&before, US_HOST, &pw("us", 1));
     operator.terminate(10);
@@ -703,9 +704,18 @@ async fn a_restart_during_a_region_s_outage_keeps_that_region_s_entry() {
     let s = wait_secret(&client, &late, &names.id).await;
     assert_entry(&s, EU_HOST, &pw("eu", 2));
     assert_entry(&s, US_HOST, &pw("us", 1));
-    let r = wait_ready(&client, &names.id, "False", Some("AwsError"), 30).await;
-    let (_, _, message) = ready(&r);
-    assert!(message.starts_with("region us-east-1:"), "{message}");
+    // The outage was real: us-east-1's calls after the restart failed.
+    let failed = faults
+        .records_where(&akid, &[("operation", GET_TOKEN), ("region", "us-east-1")])
+        .await
+        .into_iter()
+        .filter(|c| c["status"].as_u64().is_some_and(|s| s >= 500))
+        .count();
+    assert!(failed > 0, "us-east-1 failed after the restart");
+    // The token read back is the one fetched before the restart, valid and not due
+    // for a refresh yet: the status says so, with that token's expiry.
+    let r = registry(&client, &names.id).await;
+    assert_eq!(region(&r, "us-east-1").expires_at, us_before.expires_at);
     assert!(
         operator.logs().contains("read back from a managed secret"),
         "the read-back is logged"
