@@ -280,7 +280,9 @@ impl Identity {
     /// ecr-public:GetAuthorizationToken. Its authorization data is one object, not
     /// a list, and names no proxy endpoint: the host is always public.ecr.aws.
     async fn fetch_public_token(&self, base: &SdkConfig) -> Result<AuthToken> {
-        let ecr = aws_sdk_ecrpublic::Client::new(&self.sdk_config(base).await?);
+        let ecr = aws_sdk_ecrpublic::Client::from_conf(
+            public_config(&self.sdk_config(base).await?).build(),
+        );
         let out = ecr.get_authorization_token().send().await.map_err(|e| {
             match ecr_error("GetAuthorizationToken", &e) {
                 Error::EcrAccessDenied { detail, .. } => Error::EcrPublicAccessDenied { detail },
@@ -293,6 +295,13 @@ impl Identity {
         })?;
         auth_token(data.authorization_token(), data.expires_at(), None)
     }
+}
+
+/// ECR Public's client config: never FIPS, whatever AWS_USE_FIPS_ENDPOINT says,
+/// as ECR Public has no FIPS endpoint (the SDK would name a host that does not
+/// exist). STS, for the roles, keeps the setting.
+fn public_config(sdk: &SdkConfig) -> aws_sdk_ecrpublic::config::Builder {
+    aws_sdk_ecrpublic::config::Builder::from(sdk).use_fips(false)
 }
 
 /// The token of a GetAuthorizationToken answer (ECR's or ECR Public's).
@@ -389,7 +398,11 @@ mod tests {
             .empty_test_environment()
             .load()
             .await;
-        let sdk = identity.sdk_config(&base).await.unwrap();
+        hosts_from(identity, &base).await
+    }
+
+    async fn hosts_from(identity: &Identity, base: &SdkConfig) -> Vec<String> {
+        let sdk = identity.sdk_config(base).await.unwrap();
         let seen = Hosts::default();
         let ecr = aws_sdk_ecr::config::Builder::from(&sdk)
             .interceptor(seen.clone())
@@ -405,11 +418,9 @@ mod tests {
             .get_caller_identity()
             .send()
             .await;
-        let public = aws_sdk_ecrpublic::config::Builder::from(
-            &identity.for_public().sdk_config(&base).await.unwrap(),
-        )
-        .interceptor(seen.clone())
-        .build();
+        let public = public_config(&identity.for_public().sdk_config(base).await.unwrap())
+            .interceptor(seen.clone())
+            .build();
         let _ = aws_sdk_ecrpublic::Client::from_conf(public)
             .get_authorization_token()
             .send()
@@ -435,6 +446,25 @@ mod tests {
             [
                 "https://api.ecr.us-east-1.amazonaws.com/",
                 "https://sts.us-east-1.amazonaws.com/",
+                "https://api.ecr-public.us-east-1.amazonaws.com/",
+            ]
+        );
+    }
+
+    /// With FIPS for the whole process (AWS_USE_FIPS_ENDPOINT), ECR Public is
+    /// still called at its one endpoint.
+    #[tokio::test]
+    async fn process_wide_fips_leaves_ecr_public_alone() {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .empty_test_environment()
+            .use_fips(true)
+            .load()
+            .await;
+        assert_eq!(
+            hosts_from(&identity(false), &base).await,
+            [
+                "https://api.ecr-fips.us-east-1.amazonaws.com/",
+                "https://sts-fips.us-east-1.amazonaws.com/",
                 "https://api.ecr-public.us-east-1.amazonaws.com/",
             ]
         );
