@@ -451,28 +451,7 @@ async fn ecr_login_without_any_authfile() {
         )),
         "the copy went through the proxy:\n{log}"
     );
-    let digest = run
-        .stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("digest="))
-        .expect("digest in the summary")
-        .to_string();
-    let r1 = reg1();
-    let res = crate::support::http_client()
-        .head(format!(
-            "http://{}/v2/{}/hello/manifests/v1",
-            r1.host, names.id
-        ))
-        .basic_auth(&r1.user, Some(&r1.password))
-        .header(
-            "accept",
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["docker-content-digest"], digest.as_str());
+    assert_landed(&names.id, &run.stdout).await;
 
     // --no-ecr-login: anonymous, 401, and no token call.
     let dst = format!("{ECR_HOST}/{}/nologin:v1", names.id);
@@ -614,28 +593,7 @@ async fn ecr_public_login_without_any_authfile() {
     ] {
         assert!(log.contains(&want), "{want} not through the proxy:\n{log}");
     }
-    let digest = run
-        .stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("digest="))
-        .expect("digest in the summary")
-        .to_string();
-    let r1 = reg1();
-    let res = crate::support::http_client()
-        .head(format!(
-            "http://{}/v2/{}/hello/manifests/v1",
-            r1.host, names.id
-        ))
-        .basic_auth(&r1.user, Some(&r1.password))
-        .header(
-            "accept",
-            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["docker-content-digest"], digest.as_str());
+    assert_landed(&names.id, &run.stdout).await;
 
     // From public.ecr.aws into the second registry, no authfile for the source.
     let r2 = reg2();
@@ -808,4 +766,27 @@ async fn help_names_the_credential_flags() {
         !help.contains("Credential helpers are not supported"),
         "{help}"
     );
+}
+
+/// The digest in the summary on `stdout` is what the bed registry holds as
+/// `<id>/hello:v1`.
+async fn assert_landed(id: &str, stdout: &str) {
+    let digest = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("digest="))
+        .expect("digest in the summary")
+        .to_string();
+    let r1 = reg1();
+    let res = crate::support::http_client()
+        .head(format!("http://{}/v2/{id}/hello/manifests/v1", r1.host))
+        .basic_auth(&r1.user, Some(&r1.password))
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["docker-content-digest"], digest.as_str());
 }
