@@ -23,7 +23,8 @@ pub struct SecretStep {
     pub hosts: Vec<String>,
     /// None while there is no token to write (nothing is written then).
     pub desired: Option<DesiredSecret>,
-    /// The token in the secret that expires first, if any.
+    /// The token in the secret that expires first (when nothing is written: in
+    /// the secrets written before), if any.
     pub token: Option<AuthToken>,
     /// The token steps' error, or why the secret cannot be built.
     pub error: Option<Error>,

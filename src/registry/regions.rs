@@ -78,7 +78,9 @@ pub struct Served {
     pub config: Option<DockerConfig>,
     /// Every host of every region (also of those without a token).
     pub hosts: Vec<String>,
-    /// The token in the secret that expires first (it bounds the secret).
+    /// The token in the secret that expires first (it bounds the secret); when
+    /// nothing is written, the last token to expire first, which the secrets
+    /// written before still hold.
     pub earliest: Option<AuthToken>,
     /// The first region's error (with its name when there are several), or why
     /// the spec is unusable.
@@ -138,6 +140,13 @@ pub fn serve(
         regions,
         ..Served::default()
     };
+    // With nothing written, the secrets in the cluster still hold the last tokens:
+    // the status names the first of those to expire.
+    let last = tokens
+        .iter()
+        .filter_map(|t| t.step.token.as_ref())
+        .min_by_key(|t| t.expires_at)
+        .cloned();
     let mut config = DockerConfig::default();
     for t in tokens {
         let hosts = hosts(spec, &t.name, &accounts);
@@ -175,6 +184,9 @@ pub fn serve(
     served.hosts.sort();
     served.hosts.dedup();
     served.config = any_servable.then_some(config);
+    if served.config.is_none() {
+        served.earliest = last;
+    }
     served.error = error;
     served
 }
@@ -397,6 +409,8 @@ mod tests {
             now,
         );
         assert!(served.config.is_none());
+        // The status still names the expiry of what the secrets hold.
+        assert_eq!(served.earliest.as_ref().unwrap().fetched_at, t0);
         // Every region failing for one reason is reported once, unnamed.
         assert!(
             served
