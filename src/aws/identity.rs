@@ -78,6 +78,19 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// What ECR's request quota counts against: the account whose credentials
+    /// call (the assumed role's; else the static keys or the operator's own) and
+    /// the region.
+    pub fn rate_key(&self) -> String {
+        let caller = match (&self.assume_role, &self.static_keys) {
+            (Some(r), _) => r.role_arn.split(':').nth(4).unwrap_or_default(),
+            (None, Some(k)) => k.access_key_id.as_str(),
+            (None, None) => "own",
+        };
+        let region = if self.public { "public" } else { &self.region };
+        format!("{caller}|{region}")
+    }
+
     /// Registries with equal keys share one token. Secrets enter only as a hash.
     pub fn cache_key(&self) -> String {
         let mut h = DefaultHasher::new();
@@ -256,11 +269,17 @@ impl Identity {
     /// Resolves the credentials and fetches one authorization token (ECR
     /// Public's when `public`).
     pub async fn fetch_token(&self, base: &SdkConfig) -> Result<AuthToken> {
+        self.fetch_token_with(&self.sdk_config(base).await?).await
+    }
+
+    /// Fetches one authorization token with credentials already resolved by
+    /// [`Identity::sdk_config`] (ECR Public's when `public`).
+    pub async fn fetch_token_with(&self, config: &SdkConfig) -> Result<AuthToken> {
         if self.public {
-            return self.fetch_public_token(base).await;
+            return self.fetch_public_token(config).await;
         }
         const OP: &str = "GetAuthorizationToken";
-        let ecr = aws_sdk_ecr::Client::new(&self.sdk_config(base).await?);
+        let ecr = aws_sdk_ecr::Client::new(config);
         let out = ecr
             .get_authorization_token()
             .send()
@@ -279,10 +298,8 @@ impl Identity {
 
     /// ecr-public:GetAuthorizationToken. Its authorization data is one object, not
     /// a list, and names no proxy endpoint: the host is always public.ecr.aws.
-    async fn fetch_public_token(&self, base: &SdkConfig) -> Result<AuthToken> {
-        let ecr = aws_sdk_ecrpublic::Client::from_conf(
-            public_config(&self.sdk_config(base).await?).build(),
-        );
+    async fn fetch_public_token(&self, config: &SdkConfig) -> Result<AuthToken> {
+        let ecr = aws_sdk_ecrpublic::Client::from_conf(public_config(config).build());
         let out = ecr.get_authorization_token().send().await.map_err(|e| {
             match ecr_error("GetAuthorizationToken", &e) {
                 Error::EcrAccessDenied { detail, .. } => Error::EcrPublicAccessDenied { detail },

@@ -7,4 +7,5 @@ pub mod base_config;
 pub mod docker_config;
 pub mod failure;
 pub mod identity;
+pub mod rate_limit;
 pub mod registry_hosts;

@@ -44,6 +44,17 @@ pub struct RunArgs {
     /// unchanged secret costs one no-op apply per interval and no storage write.
     #[arg(long, env = "ECR_OPERATOR_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_resync_interval)]
     resync_interval: std::time::Duration,
+    /// Names this cluster in the external ID of per-namespace roles
+    /// (spec.auth.namespaceRole): a role is assumed for namespace N with the
+    /// external ID "<cluster-id>/N". Give each cluster sharing an AWS account its
+    /// own, so that one cluster's namespace cannot use another's role.
+    #[arg(long, env = "ECR_OPERATOR_CLUSTER_ID", default_value = "default", value_parser = parse_cluster_id)]
+    cluster_id: String,
+    /// GetAuthorizationToken calls per second and (account, region), at most,
+    /// shared by every registry and tenant role. ECR allows about 20; the default
+    /// leaves half for other clients of the same account.
+    #[arg(long, env = "ECR_OPERATOR_TOKEN_RATE", default_value = "10", value_parser = parse_token_rate)]
+    token_rate: std::num::NonZeroU32,
     /// Seconds a leader's lease lasts without renewal: the longest a failover takes.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(5..=300))]
     lease_duration: u64,
@@ -198,6 +209,8 @@ fn controllers(
         registry_selector: args.registry_selector.clone(),
         instance: identity.to_string(),
         resync_interval: args.resync_interval,
+        cluster_id: args.cluster_id.clone(),
+        token_rate: args.token_rate,
     };
     let registries = controller::run(client, config, aws, telemetry, stopped(stop));
     async move {
@@ -247,6 +260,26 @@ async fn check_namespace(client: &kube::Client, namespace: &str) -> anyhow::Resu
 }
 
 /// "10m", "30s", "1h": at least 10 seconds, at most a day.
+fn parse_token_rate(s: &str) -> Result<std::num::NonZeroU32, String> {
+    s.parse::<std::num::NonZeroU32>()
+        .ok()
+        .filter(|n| n.get() <= 200)
+        .ok_or_else(|| format!("{s:?} is not a rate: give calls per second, 1 to 200"))
+}
+
+fn parse_cluster_id(s: &str) -> Result<String, String> {
+    let pattern = ecr_operator::registry::tenants::CLUSTER_ID_PATTERN;
+    match regex::Regex::new(pattern)
+        .expect("a valid pattern")
+        .is_match(s)
+    {
+        true => Ok(s.to_string()),
+        false => Err(format!(
+            "{s:?} is not a cluster ID: use 1 to 160 of letters, digits and +=,.@:_- (no \"/\")"
+        )),
+    }
+}
+
 fn parse_resync_interval(s: &str) -> Result<std::time::Duration, String> {
     let d: jiff::SignedDuration = s
         .parse()

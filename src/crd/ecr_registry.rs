@@ -192,6 +192,44 @@ pub struct Auth {
     /// fetching the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assume_role: Option<AssumeRole>,
+
+    /// Give each namespace the token of its own IAM role: the role named by the
+    /// namespace annotation ecr-operator.io/role-arn, assumed from the identity
+    /// above (the operator's own or spec.auth.secretRef, through
+    /// spec.auth.assumeRole.via when set) with the external ID
+    /// "<cluster-id>/<namespace>" (--cluster-id), so that the role's trust policy
+    /// says which namespaces may use it. A namespace whose role cannot be assumed
+    /// is reported in status.namespaces.failures and by an Event in that
+    /// namespace, and its secret is removed; it never falls back to another
+    /// identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_role: Option<NamespaceRole>,
+}
+
+/// The namespace annotation that names a namespace's IAM role
+/// (spec.auth.namespaceRole).
+pub const ROLE_ARN_ANNOTATION: &str = "ecr-operator.io/role-arn";
+
+/// Per-namespace roles (see spec.auth.namespaceRole).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceRole {
+    /// What a selected namespace without the ecr-operator.io/role-arn annotation
+    /// gets: NoSecret (none; an existing managed secret is removed) or
+    /// RegistryIdentity (the token of the registry's own identity, spec.auth
+    /// without namespaceRole). Default: NoSecret.
+    #[serde(default)]
+    pub unannotated: Unannotated,
+}
+
+/// What an unannotated namespace gets under spec.auth.namespaceRole.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+pub enum Unannotated {
+    /// No secret.
+    #[default]
+    NoSecret,
+    /// The registry's own identity's token.
+    RegistryIdentity,
 }
 
 /// A reference to a Secret in the operator's own namespace.

@@ -3,7 +3,7 @@
 
 use crate::crd::FIELD_MANAGER;
 use crate::crd::ecr_registry::NamespaceFailure;
-use crate::registry::desired_secret::{DesiredSecret, REGISTRY_LABEL};
+use crate::registry::desired_secret::{Desired, DesiredSecret, REGISTRY_LABEL};
 use crate::registry::plan::{
     ADDED_PULL_SECRETS_ANNOTATION, Plan, SecretRemoval, ServiceAccountChange, format_added,
 };
@@ -34,21 +34,12 @@ enum Done {
     Failed(NamespaceFailure),
 }
 
-pub async fn apply(
-    client: &Client,
-    registry: &str,
-    plan: &Plan,
-    desired: Option<&DesiredSecret>,
-) -> SyncOutcome {
+pub async fn apply(client: &Client, registry: &str, plan: &Plan, desired: &Desired) -> SyncOutcome {
     // Each request's future is made only when it starts: made up front, the
     // futures of 10,000 writes were the largest allocation of a pass.
     // By index: a stream item that borrows trips the compiler's check that the
     // future is Send.
-    let writes = if desired.is_some() {
-        plan.apply.len()
-    } else {
-        0
-    };
+    let writes = plan.apply.len();
     let requests = writes + plan.remove.len() + plan.service_accounts.len();
     let work = (0..writes)
         .map(Work::Write)
@@ -56,11 +47,16 @@ pub async fn apply(
         .chain((0..plan.service_accounts.len()).map(Work::Patch));
     let results: Vec<Done> = stream::iter(work)
         // Made and boxed here, lazily: only the requests in flight exist at once.
-        .map(|work| match (work, desired) {
-            (Work::Write(i), Some(d)) => write_secret(client, registry, d, &plan.apply[i]).boxed(),
-            (Work::Remove(i), _) => remove_secret(client, registry, &plan.remove[i]).boxed(),
-            (Work::Patch(i), _) => patch_service_account(client, &plan.service_accounts[i]).boxed(),
-            (Work::Write(_), None) => unreachable!("no writes without a desired secret"),
+        .map(|work| match work {
+            Work::Write(i) => {
+                let ns = &plan.apply[i];
+                match desired.secret_for(ns) {
+                    Some(d) => write_secret(client, registry, d, ns).boxed(),
+                    None => futures::future::ready(Done::Quiet).boxed(),
+                }
+            }
+            Work::Remove(i) => remove_secret(client, registry, &plan.remove[i]).boxed(),
+            Work::Patch(i) => patch_service_account(client, &plan.service_accounts[i]).boxed(),
         })
         .buffer_unordered(CONCURRENCY)
         .collect()

@@ -3,13 +3,15 @@
 //! runs one pass of named steps for each EcrRegistry:
 //! token → secret → observe and plan → apply → status → requeue.
 
+use crate::aws::auth_token::{AuthToken, parse_refresh_before};
 use crate::aws::docker_config::DockerConfig;
 use crate::aws::identity::Identity;
+use crate::aws::rate_limit::TokenRate;
 use crate::crd::FIELD_MANAGER;
-use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus};
+use crate::crd::ecr_registry::{EcrRegistry, EcrRegistryStatus, NamespaceFailure, Unannotated};
 use crate::error::{Error, Result};
 use crate::registry::apply::apply;
-use crate::registry::desired_secret::{self, DesiredSecret};
+use crate::registry::desired_secret::{self, Desired, DesiredSecret, TenantSecret};
 use crate::registry::metrics::RegistryMetrics;
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::observe;
@@ -19,6 +21,8 @@ use crate::registry::regions::{self, RegionToken};
 use crate::registry::requeue::{self, Pass, Requeue};
 use crate::registry::resync::{self, Ledger, Written};
 use crate::registry::status::{self, StatusInput, SyncOutcome};
+use crate::registry::tenant_tokens::TenantTokens;
+use crate::registry::tenants::{self, Assignment};
 use crate::registry::token::TokenCache;
 use crate::runtime::admin::Readiness;
 use crate::runtime::backoff::Backoffs;
@@ -26,7 +30,7 @@ use crate::runtime::events::Events;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::watches::{Projection, cached, keep_all, projected, triggers, wait_for_crd};
 use futures::{StreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, ObjectReference, Secret, ServiceAccount};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -58,6 +62,11 @@ pub struct Config {
     pub instance: String,
     /// Every managed secret is re-asserted at least this often (drift repair).
     pub resync_interval: Duration,
+    /// Names this cluster in the external ID of per-namespace roles
+    /// ("<cluster-id>/<namespace>").
+    pub cluster_id: String,
+    /// GetAuthorizationToken calls per second and (account, region), at most.
+    pub token_rate: std::num::NonZeroU32,
 }
 
 pub struct Context {
@@ -67,6 +76,10 @@ pub struct Context {
     readiness: Arc<Readiness>,
     config: Config,
     tokens: TokenCache,
+    tenants: TenantTokens,
+    /// The reason last published in each tenant namespace's Event, by (registry,
+    /// namespace): an Event is published when it changes.
+    tenant_events: Mutex<HashMap<(String, String), String>>,
     registries: Store<EcrRegistry>,
     namespaces: Projection<Arc<ObservedNamespace>>,
     service_accounts: Projection<ObservedServiceAccount>,
@@ -86,6 +99,19 @@ pub struct Context {
 }
 
 type Records = Arc<Mutex<HashMap<String, Record>>>;
+
+/// Roles of one registry assumed at once.
+const TENANT_ROLE_CONCURRENCY: usize = 16;
+
+/// What spec.auth.namespaceRole gives a pass.
+#[derive(Default)]
+struct TenantStep {
+    secrets: BTreeMap<String, TenantSecret>,
+    /// The first-expiring token written.
+    earliest: Option<AuthToken>,
+    next_refresh: Option<jiff::Timestamp>,
+    hosts: Vec<String>,
+}
 
 /// What a registry's record ConfigMaps hold.
 struct Record {
@@ -155,6 +181,8 @@ pub async fn run(
         keep_all,
     );
 
+    // One limit for every registry and tenant of the process.
+    let rate = Arc::new(TokenRate::new(config.token_rate));
     let ctx = Arc::new(Context {
         events: Events::new(client.clone(), &config.instance),
         metrics: telemetry.metrics.clone(),
@@ -162,7 +190,9 @@ pub async fn run(
         readiness: telemetry.readiness,
         client,
         config,
-        tokens: TokenCache::new(aws, telemetry.metrics),
+        tokens: TokenCache::new(aws.clone(), telemetry.metrics.clone(), rate.clone()),
+        tenants: TenantTokens::new(aws, telemetry.metrics, rate),
+        tenant_events: Mutex::default(),
         registries: controller.store(),
         namespaces,
         service_accounts,
@@ -348,33 +378,54 @@ impl Context {
         let name = registry.name_any();
         let now = jiff::Timestamp::now();
         let managed = self.managed(registry).await?;
-        let mut tokens = self.token_steps(registry, deleting).await;
+        // Under namespaceRole with NoSecret, the registry's own identity serves no
+        // namespace and is not called.
+        let own_identity_serves = registry
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.namespace_role.as_ref())
+            .is_none_or(|n| n.unannotated == Unannotated::RegistryIdentity);
+        let mut tokens = match own_identity_serves {
+            true => self.token_steps(registry, deleting).await,
+            false => Vec::new(),
+        };
         self.recover_tokens(registry, &managed, &mut tokens, now)
             .await;
         let token_error_transient = tokens
             .iter()
             .any(|t| t.step.error.as_ref().is_some_and(Error::is_transient));
-        let next_refresh = tokens.iter().filter_map(|t| t.step.next_refresh).min();
+        let mut next_refresh = tokens.iter().filter_map(|t| t.step.next_refresh).min();
         let mut secret = desired_secret::for_regions(registry, tokens, now);
-        let (plan, uids) =
-            match self.plan(registry, &managed, secret.desired.as_ref(), deleting, now) {
-                Ok(planned) => planned,
-                // A spec the CRD's rules let through: reported, and nothing is touched.
-                Err(e) => {
-                    secret.error = Some(e);
-                    secret.desired = None;
-                    Default::default()
-                }
-            };
-        let outcome = apply(&self.client, &name, &plan, secret.desired.as_ref()).await;
-        let next_resync = self.remember(
-            &name,
-            &plan,
-            &outcome,
-            secret.desired.as_ref(),
-            &uids,
-            deleting,
-        );
+        let tenant = self.tenant_step(registry, &managed, deleting, now).await;
+        let mut hosts = secret.hosts.clone();
+        let mut token = secret.token.clone();
+        if let Some(t) = &tenant {
+            next_refresh = next_refresh.into_iter().chain(t.next_refresh).min();
+            hosts.extend(t.hosts.iter().cloned());
+            hosts.sort();
+            hosts.dedup();
+            token = token
+                .into_iter()
+                .chain(t.earliest.clone())
+                .min_by_key(|t| t.expires_at);
+        }
+        let mut desired = Desired {
+            shared: secret.desired.take(),
+            tenants: tenant.map(|t| t.secrets),
+        };
+        let (plan, uids) = match self.plan(registry, &managed, &desired, deleting, now) {
+            Ok(planned) => planned,
+            // A spec the CRD's rules let through: reported, and nothing is touched.
+            Err(e) => {
+                secret.error = Some(e);
+                desired = Desired::default();
+                Default::default()
+            }
+        };
+        self.publish_tenant_events(registry, &desired).await;
+        let outcome = apply(&self.client, &name, &plan, &desired).await;
+        let next_resync = self.remember(&name, &plan, &outcome, &desired, &uids, deleting);
         if deleting {
             self.registry_metrics.forget(&name);
             self.records.lock().expect("lock").remove(&name);
@@ -388,9 +439,9 @@ impl Context {
             managed: &next,
             plan: &plan,
             outcome: &outcome,
-            token: secret.token.as_ref(),
-            serving: secret.desired.is_some(),
-            hosts: &secret.hosts,
+            token: token.as_ref(),
+            serving: desired.serving(),
+            hosts: &hosts,
             regions: &secret.regions,
             next_refresh,
             error: secret.error.as_ref(),
@@ -547,6 +598,177 @@ impl Context {
         }
     }
 
+    /// Under spec.auth.namespaceRole: what each selected namespace gets, with one
+    /// token per role and region (see [`TenantTokens`]). None otherwise.
+    async fn tenant_step(
+        &self,
+        registry: &EcrRegistry,
+        managed: &BTreeSet<String>,
+        deleting: bool,
+        now: jiff::Timestamp,
+    ) -> Option<TenantStep> {
+        registry.spec.auth.as_ref()?.namespace_role.as_ref()?;
+        if deleting {
+            return None;
+        }
+        // A bad selector is reported by planning.
+        let matcher = NamespaceMatcher::new(&registry.spec.namespaces).ok()?;
+        let assignments: Vec<(String, Assignment)> =
+            observe::namespaces(&self.namespaces, registry, managed)
+                .iter()
+                .filter(|ns| !ns.terminating && matcher.matches(ns))
+                .filter_map(|ns| Some((ns.name.clone(), tenants::assign(&registry.spec, ns)?)))
+                .collect();
+        let mut step = TenantStep::default();
+        let failed =
+            |ns: &str, reason: &str, message: String, withdraw: bool| TenantSecret::Failed {
+                failure: NamespaceFailure {
+                    namespace: ns.to_string(),
+                    reason: reason.to_string(),
+                    message,
+                },
+                withdraw,
+            };
+        for (ns, a) in &assignments {
+            let secret = match a {
+                Assignment::Role(_) => continue,
+                Assignment::Registry => TenantSecret::Shared,
+                Assignment::NotServed => TenantSecret::NotServed,
+                Assignment::Invalid(m) => failed(ns, "InvalidRoleAnnotation", m.clone(), true),
+            };
+            step.secrets.insert(ns.clone(), secret);
+        }
+        let roles = tenants::by_role(assignments.iter().map(|(ns, a)| (ns.as_str(), a)));
+        // What keeps every role from being assumed: the spec or the registry's
+        // credentials. Reported on each of its namespaces; what they hold is kept.
+        let usable = regions::check(&registry.spec)
+            .map_err(Error::InvalidSpec)
+            .and_then(|()| {
+                parse_refresh_before(&registry.spec.refresh_before).map_err(Error::InvalidSpec)
+            })
+            .and_then(|rb| Ok((rb, self.identity(registry)?)));
+        let (rb, identity) = match usable {
+            Ok(usable) => usable,
+            Err(e) => {
+                for ns in roles.values().flatten() {
+                    step.secrets
+                        .insert(ns.to_string(), failed(ns, e.reason(), e.to_string(), false));
+                }
+                return Some(step);
+            }
+        };
+        let region_names = regions::names(&registry.spec);
+        let name = registry.name_any();
+        let cluster_id = &self.config.cluster_id;
+        // Bounded by a semaphore: with join_all, not a buffered stream, whose
+        // borrowing items trip the compiler's check that the future is Send.
+        let permits = tokio::sync::Semaphore::new(TENANT_ROLE_CONCURRENCY);
+        let steps = futures::future::join_all(roles.iter().map(|(arn, namespaces)| {
+            let (identity, region_names, name, permits) =
+                (&identity, &region_names, &name, &permits);
+            async move {
+                let _permit = permits.acquire().await.expect("never closed");
+                let s = self
+                    .tenants
+                    .step(
+                        name,
+                        identity,
+                        arn,
+                        region_names,
+                        namespaces,
+                        cluster_id,
+                        rb,
+                    )
+                    .await;
+                (*arn, s)
+            }
+        }))
+        .await;
+        for (arn, role) in steps {
+            step.next_refresh = step
+                .next_refresh
+                .into_iter()
+                .chain(role.tokens.iter().filter_map(|t| t.step.next_refresh))
+                .min();
+            let served = regions::serve(&registry.spec, role.tokens, &[], now);
+            step.hosts.extend(served.hosts);
+            let desired = served
+                .config
+                .as_ref()
+                .zip(served.earliest.as_ref())
+                .map(|(c, t)| Arc::new(DesiredSecret::new(registry, c.to_json(), t.expires_at)));
+            if desired.is_some() {
+                step.earliest = step
+                    .earliest
+                    .take()
+                    .into_iter()
+                    .chain(served.earliest)
+                    .min_by_key(|t| t.expires_at);
+            }
+            for ns in role.admitted {
+                let secret = match (&desired, &served.error) {
+                    (Some(d), _) => TenantSecret::Write(d.clone()),
+                    (None, e) => failed(
+                        &ns,
+                        e.as_ref().map_or("TokenUnavailable", Error::reason),
+                        format!(
+                            "role {arn}: {}",
+                            e.as_ref()
+                                .map_or("no token could be fetched".to_string(), Error::to_string)
+                        ),
+                        false,
+                    ),
+                };
+                step.secrets.insert(ns, secret);
+            }
+            for (ns, r) in role.refused {
+                let secret = failed(&ns, r.reason, r.message, !r.transient);
+                step.secrets.insert(ns, secret);
+            }
+        }
+        Some(step)
+    }
+
+    /// A Warning Event in each tenant namespace whose role failed, readable by the
+    /// tenant, when its reason changes (not at every pass).
+    async fn publish_tenant_events(&self, registry: &EcrRegistry, desired: &Desired) {
+        let name = registry.name_any();
+        let failures: BTreeMap<&str, &NamespaceFailure> = desired
+            .tenants
+            .iter()
+            .flatten()
+            .filter_map(|(ns, s)| match s {
+                TenantSecret::Failed { failure, .. } => Some((ns.as_str(), failure)),
+                _ => None,
+            })
+            .collect();
+        let due: Vec<&NamespaceFailure> = {
+            let mut published = self.tenant_events.lock().expect("lock");
+            published.retain(|(r, ns), _| r != &name || failures.contains_key(ns.as_str()));
+            failures
+                .values()
+                .filter(|f| {
+                    published.insert((name.clone(), f.namespace.clone()), f.reason.clone())
+                        != Some(f.reason.clone())
+                })
+                .copied()
+                .collect()
+        };
+        for f in due {
+            let secret = ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Secret".into()),
+                namespace: Some(f.namespace.clone()),
+                name: Some(registry.secret_name()),
+                ..Default::default()
+            };
+            let note = format!("EcrRegistry {name}: {}", f.message);
+            self.events
+                .publish(&secret, true, &f.reason, "Sync", &note)
+                .await;
+        }
+    }
+
     fn identity(&self, registry: &EcrRegistry) -> Result<Identity> {
         let ns = &self.config.operator_namespace;
         let secret = registry
@@ -627,7 +849,7 @@ impl Context {
         &self,
         registry: &EcrRegistry,
         managed: &BTreeSet<String>,
-        desired: Option<&DesiredSecret>,
+        desired: &Desired,
         deleting: bool,
         now: jiff::Timestamp,
     ) -> Result<(Plan, BTreeMap<String, String>)> {
@@ -666,7 +888,7 @@ impl Context {
         name: &str,
         plan: &Plan,
         outcome: &SyncOutcome,
-        desired: Option<&DesiredSecret>,
+        desired: &Desired,
         uids: &BTreeMap<String, String>,
         deleting: bool,
     ) -> Option<jiff::Timestamp> {
@@ -682,9 +904,12 @@ impl Context {
         let now = jiff::Timestamp::now();
         let interval = jiff::SignedDuration::try_from(self.config.resync_interval)
             .unwrap_or(jiff::SignedDuration::from_mins(10));
-        if let Some(d) = desired {
+        {
             for ns in &outcome.written {
                 let Some(uid) = uids.get(ns) else { continue };
+                let Some(d) = desired.secret_for(ns) else {
+                    continue;
+                };
                 let due = resync::due_after_write(ledger.get(uid), uid, now, interval);
                 let entry = Written {
                     namespace: ns.clone(),

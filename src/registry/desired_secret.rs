@@ -1,7 +1,7 @@
 //! The managed secret as the operator wants it in every namespace.
 
 use crate::aws::auth_token::AuthToken;
-use crate::crd::ecr_registry::{EcrRegistry, RegionStatus};
+use crate::crd::ecr_registry::{EcrRegistry, NamespaceFailure, RegionStatus};
 use crate::crd::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::Error;
 use crate::registry::regions::{self, RegionToken};
@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
 
 pub const REGISTRY_LABEL: &str = "ecr-operator.io/registry";
 pub const EXPIRES_AT_ANNOTATION: &str = "ecr-operator.io/expires-at";
@@ -212,5 +213,95 @@ mod tests {
         let bad = for_regions(&r, one(Some(t), Some(Error::InvalidSpec("x".into()))), t0);
         assert!(bad.desired.is_none());
         assert_eq!(step.hosts, ["123456789012.dkr.ecr.us-east-1.amazonaws.com"]);
+    }
+}
+
+/// What one namespace gets under spec.auth.namespaceRole.
+#[derive(Clone, Debug)]
+pub enum TenantSecret {
+    /// The secret of its role's token (one per role, shared by its namespaces).
+    Write(Arc<DesiredSecret>),
+    /// The registry's own secret (unannotated, Unannotated::RegistryIdentity).
+    Shared,
+    /// No secret (unannotated, Unannotated::NoSecret): not selected.
+    NotServed,
+    /// Its role could not be used: reported; its secret is kept while the cause
+    /// may pass (AWS unreachable), removed when it is an answer (denied, bad
+    /// annotation).
+    Failed {
+        failure: NamespaceFailure,
+        withdraw: bool,
+    },
+}
+
+/// The secret each namespace gets.
+#[derive(Default)]
+pub struct Desired {
+    /// The secret of the registry's own identity, for every selected namespace (or
+    /// for the unannotated ones under spec.auth.namespaceRole); None while no
+    /// token is available.
+    pub shared: Option<DesiredSecret>,
+    /// Under spec.auth.namespaceRole: by namespace. A namespace missing here
+    /// appeared after the tokens were fetched: it waits for the next pass.
+    pub tenants: Option<BTreeMap<String, TenantSecret>>,
+}
+
+/// A namespace's part of [`Desired`].
+pub enum ForNamespace<'a> {
+    Write(&'a DesiredSecret),
+    /// Nothing to write now; what exists stays.
+    Wait,
+    NotServed,
+    Failed {
+        failure: &'a NamespaceFailure,
+        withdraw: bool,
+    },
+}
+
+impl Desired {
+    pub fn shared(shared: Option<DesiredSecret>) -> Self {
+        Self {
+            shared,
+            tenants: None,
+        }
+    }
+
+    pub fn for_namespace(&self, ns: &str) -> ForNamespace<'_> {
+        let shared = || {
+            self.shared
+                .as_ref()
+                .map_or(ForNamespace::Wait, ForNamespace::Write)
+        };
+        let Some(tenants) = &self.tenants else {
+            return shared();
+        };
+        match tenants.get(ns) {
+            None => ForNamespace::Wait,
+            Some(TenantSecret::Write(d)) => ForNamespace::Write(d),
+            Some(TenantSecret::Shared) => shared(),
+            Some(TenantSecret::NotServed) => ForNamespace::NotServed,
+            Some(TenantSecret::Failed { failure, withdraw }) => ForNamespace::Failed {
+                failure,
+                withdraw: *withdraw,
+            },
+        }
+    }
+
+    /// The secret to write into `ns`, if any.
+    pub fn secret_for(&self, ns: &str) -> Option<&DesiredSecret> {
+        match self.for_namespace(ns) {
+            ForNamespace::Write(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Some namespace has a secret to write.
+    pub fn serving(&self) -> bool {
+        self.shared.is_some()
+            || self
+                .tenants
+                .iter()
+                .flat_map(|t| t.values())
+                .any(|t| matches!(t, TenantSecret::Write(_)))
     }
 }

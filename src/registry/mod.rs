@@ -20,4 +20,6 @@ pub mod regions;
 pub mod requeue;
 pub mod resync;
 pub mod status;
+pub mod tenant_tokens;
+pub mod tenants;
 pub mod token;

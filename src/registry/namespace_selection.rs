@@ -12,6 +12,8 @@ pub struct ObservedNamespace {
     /// A namespace deleted and re-created under the same name is a new namespace.
     pub uid: String,
     pub labels: BTreeMap<String, String>,
+    /// Its ecr-operator.io/role-arn annotation (spec.auth.namespaceRole).
+    pub role_arn: Option<String>,
     /// Deletion has started: writes would fail, so it is skipped quietly.
     pub terminating: bool,
 }

@@ -1,7 +1,7 @@
 //! What the EcrRegistry controller reads, from its caches only (no request),
 //! turned into the plain values that planning takes.
 
-use crate::crd::ecr_registry::EcrRegistry;
+use crate::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION};
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, ObservedServiceAccount};
 use crate::runtime::watches::Projection;
@@ -37,6 +37,7 @@ pub fn namespace(ns: &PartialObjectMeta<Namespace>) -> (String, Option<Arc<Obser
         name: name.clone(),
         uid: ns.uid().unwrap_or_default(),
         labels: ns.labels().clone(),
+        role_arn: ns.annotations().get(ROLE_ARN_ANNOTATION).cloned(),
         terminating: ns.meta().deletion_timestamp.is_some(),
     };
     (name, Some(Arc::new(observed)))

@@ -4,7 +4,7 @@
 
 use crate::crd::ecr_registry::{EcrRegistry, NamespaceFailure};
 use crate::crd::labels::check_map;
-use crate::registry::desired_secret::DesiredSecret;
+use crate::registry::desired_secret::{Desired, ForNamespace};
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -55,9 +55,9 @@ pub struct Observed<'a> {
     pub service_accounts: &'a [ObservedServiceAccount],
     /// Namespaces where an older EcrRegistry writes a secret of the same name.
     pub claimed_by_others: &'a BTreeMap<String, String>,
-    /// The secret to write, or None while no token is available (nothing is written,
-    /// nothing that exists is removed for that reason).
-    pub desired: Option<&'a DesiredSecret>,
+    /// The secret each namespace gets; none while no token is available (nothing
+    /// is written, nothing that exists is removed for that reason).
+    pub desired: &'a Desired,
     /// Fingerprint last applied per namespace UID by this process, for the
     /// namespaces not yet due for a re-assertion (drift repair).
     pub applied: &'a BTreeMap<String, u64>,
@@ -157,8 +157,8 @@ fn plan_secrets<'a>(
         if ns.terminating || !selected {
             continue;
         }
-        p.selected.push(ns.name.clone());
         if let Some(other) = observed.claimed_by_others.get(&ns.name) {
+            p.selected.push(ns.name.clone());
             p.conflicts.push(NamespaceFailure {
                 namespace: ns.name.clone(),
                 reason: "SecretConflict".into(),
@@ -169,9 +169,23 @@ fn plan_secrets<'a>(
             });
             continue;
         }
+        let desired = observed.desired.for_namespace(&ns.name);
+        match desired {
+            ForNamespace::NotServed => continue,
+            ForNamespace::Failed { failure, withdraw } => {
+                p.selected.push(ns.name.clone());
+                p.conflicts.push(failure.clone());
+                if withdraw {
+                    continue;
+                }
+            }
+            _ => p.selected.push(ns.name.clone()),
+        }
         names.writable.insert(ns.name.as_str());
-        match observed.desired {
-            Some(d) if observed.applied.get(&ns.uid) != Some(&d.fingerprint) || renamed => {
+        match desired {
+            ForNamespace::Write(d)
+                if observed.applied.get(&ns.uid) != Some(&d.fingerprint) || renamed =>
+            {
                 p.apply.push(ns.name.clone())
             }
             _ if names.managed.contains(ns.name.as_str()) => p.keep.push(ns.name.clone()),
@@ -219,7 +233,7 @@ fn plan_service_account(
     let (secret, old) = (&names.secret, &names.old_secret);
     let wanted = names.writable.contains(ns)
         && observed.registry.spec.service_accounts.contains(&sa.name)
-        && (observed.desired.is_some() || names.managed.contains(ns));
+        && (observed.desired.secret_for(ns).is_some() || names.managed.contains(ns));
     // Bare 0.1 entries are ours only where we select or selected.
     let legacy_ours = names.writable.contains(ns) || names.managed.contains(ns);
     let ours = |entry: &str, secret: &str| {
@@ -334,13 +348,15 @@ mod tests {
             } else {
                 Default::default()
             },
-            terminating: false,
+            ..Default::default()
         }
     }
 
     fn uid(ns: &str) -> String {
         format!("uid-{ns}")
     }
+
+    use crate::registry::desired_secret::DesiredSecret;
 
     fn desired(r: &EcrRegistry) -> DesiredSecret {
         DesiredSecret::new(r, "{}".into(), jiff::Timestamp::UNIX_EPOCH)
@@ -368,7 +384,7 @@ mod tests {
             namespaces: Box::leak(nss.iter().cloned().map(Arc::new).collect()),
             service_accounts: sas,
             claimed_by_others: &NONE,
-            desired,
+            desired: Box::leak(Box::new(Desired::shared(desired.cloned()))),
             applied,
             deleting: false,
         }
@@ -420,6 +436,72 @@ mod tests {
         let p = plan(&observed(&r, &nss, &[], None, &BTreeMap::new())).unwrap();
         assert!(p.apply.is_empty() && p.remove.is_empty());
         assert_eq!(p.keep, ["a"]);
+    }
+
+    #[test]
+    fn under_namespace_roles_each_namespace_gets_its_own_and_a_refused_one_loses_it() {
+        use crate::registry::desired_secret::TenantSecret;
+        let r = registry(EcrRegistryStatus {
+            managed_namespaces: ["a", "b", "c", "d", "e"].map(String::from).to_vec(),
+            ..Default::default()
+        });
+        let role_a = Arc::new(DesiredSecret::new(
+            &r,
+            "{\"a\":1}".into(),
+            jiff::Timestamp::UNIX_EPOCH,
+        ));
+        let failure = |ns: &str| NamespaceFailure {
+            namespace: ns.into(),
+            reason: "AssumeRoleDenied".into(),
+            message: "denied".into(),
+        };
+        let tenants = BTreeMap::from([
+            ("a".to_string(), TenantSecret::Write(role_a.clone())),
+            // Another tenant's role: denied, an answer: its secret goes.
+            (
+                "b".to_string(),
+                TenantSecret::Failed {
+                    failure: failure("b"),
+                    withdraw: true,
+                },
+            ),
+            // STS unreachable: reported, its secret kept.
+            (
+                "c".to_string(),
+                TenantSecret::Failed {
+                    failure: failure("c"),
+                    withdraw: false,
+                },
+            ),
+            // Unannotated, NoSecret: not selected, its secret goes.
+            ("d".to_string(), TenantSecret::NotServed),
+            // Unannotated, RegistryIdentity: the shared secret.
+            ("e".to_string(), TenantSecret::Shared),
+        ]);
+        let desired = Desired {
+            shared: Some(desired(&r)),
+            tenants: Some(tenants),
+        };
+        let nss = ["a", "b", "c", "d", "e"].map(|n| ns(n, true));
+        let mut o = observed(&r, &nss, &[], None, Box::leak(Box::default()));
+        o.desired = &desired;
+        let p = plan(&o).unwrap();
+        assert_eq!(p.selected, ["a", "b", "c", "e"]);
+        assert_eq!(p.apply, ["a", "e"]);
+        assert_eq!(p.keep, ["c"]);
+        let removed: Vec<&str> = p.remove.iter().map(|r| r.namespace.as_str()).collect();
+        assert_eq!(removed, ["b", "d"]);
+        assert_eq!(p.conflicts, [failure("b"), failure("c")]);
+        assert_eq!(
+            desired.secret_for("a").unwrap().fingerprint,
+            role_a.fingerprint
+        );
+        assert_ne!(
+            desired.secret_for("e").unwrap().fingerprint,
+            role_a.fingerprint
+        );
+        // A namespace that appeared after the tokens were fetched waits.
+        assert!(desired.secret_for("new").is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::aws::auth_token::{AuthToken, parse_refresh_before, refresh_at};
 use crate::aws::identity::Identity;
+use crate::aws::rate_limit::TokenRate;
 use crate::error::{Error, Result};
 use crate::runtime::metrics::Metrics;
 use aws_config::SdkConfig;
@@ -17,6 +18,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<AuthToken>>>;
 pub struct TokenCache {
     base: SdkConfig,
     metrics: Arc<Metrics>,
+    rate: Arc<TokenRate>,
     slots: Mutex<HashMap<String, Slot>>,
     /// Identities already warned about an implausible token expiry.
     warned_expiry: Mutex<HashSet<String>>,
@@ -42,10 +44,11 @@ pub struct CachedToken {
 }
 
 impl TokenCache {
-    pub fn new(base: SdkConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn new(base: SdkConfig, metrics: Arc<Metrics>, rate: Arc<TokenRate>) -> Self {
         Self {
             base,
             metrics,
+            rate,
             slots: Mutex::default(),
             warned_expiry: Mutex::default(),
         }
@@ -123,7 +126,12 @@ impl TokenCache {
                 fetched_now: false,
             });
         }
-        let token = match identity.fetch_token(&self.base).await {
+        let fetched = async {
+            let config = identity.sdk_config(&self.base).await?;
+            self.rate.wait(&identity.rate_key()).await;
+            identity.fetch_token_with(&config).await
+        };
+        let token = match fetched.await {
             Ok(t) => t,
             Err(e) => {
                 if let Some(op) = e.aws_operation() {
