@@ -199,7 +199,7 @@ pub struct Auth {
     /// spec.auth.assumeRole.via when set) with the external ID
     /// "<cluster-id>/<namespace>" (--cluster-id), so that the role's trust policy
     /// says which namespaces may use it. A namespace whose role cannot be assumed
-    /// is reported in status.namespaces.failures and by an Event in that
+    /// is reported in status.failures and by an Event in that
     /// namespace, and its secret is removed; it never falls back to another
     /// identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]

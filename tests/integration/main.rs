@@ -21,6 +21,7 @@ mod deploy;
 mod ecr_mirror;
 mod faults;
 mod least_privilege;
+mod namespace_roles;
 mod registry_behaviour;
 mod registry_regions;
 mod registry_truth;

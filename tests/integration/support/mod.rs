@@ -6,6 +6,8 @@ pub mod bed;
 pub mod faults;
 /// Creating and observing CRDs, EcrRegistries, Secrets and labelled namespaces.
 pub mod fixtures;
+/// IAM users and roles on moto B, and the operator pointed there.
+pub mod iam;
 /// Scanning logs, status, Events and metrics for secret values.
 pub mod leaks;
 /// The real operator binary run as a child process for one test.

@@ -1,0 +1,306 @@
+//! Per-namespace roles (`spec.auth.namespaceRole`) on moto B, which enforces IAM:
+//! signatures, identity policies and role trust policies with `sts:ExternalId`.
+//! Each tenant role trusts the test's user only with the external ID
+//! `<cluster-id>/<namespace>` of its own namespaces, so a namespace that names
+//! another tenant's role is denied by the emulator, not by the operator.
+//!
+//! What the emulator does not show: every role here lives in moto's one account,
+//! whose token is the same string for every caller, so which role fetched a
+//! namespace's token is read from the fault proxy's records (it maps each
+//! temporary key to the role that issued it), not from the token.
+
+use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
+use crate::support::faults::Faults;
+use crate::support::fixtures::{
+    authfile_for, create_registry, get_secret, setup, skopeo_pull, wait_ready,
+};
+use crate::support::iam::{self, put_user_credentials, start_on_moto_b_with};
+use crate::support::leaks::assert_no_leak;
+use ecr_operator::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const TIMEOUT: u64 = 60;
+
+/// A role's trust: the user may assume it with one of `external_ids`.
+fn trust(user_arn: &str, external_ids: &[String]) -> Value {
+    json!({
+        "Effect": "Allow",
+        "Action": "sts:AssumeRole",
+        "Principal": {"AWS": [user_arn]},
+        "Condition": {"StringEquals": {"sts:ExternalId": external_ids}},
+    })
+}
+
+async fn annotate(client: &Client, ns: &str, role_arn: Option<&str>) {
+    let patch = json!({"metadata": {"annotations": {ROLE_ARN_ANNOTATION: role_arn}}});
+    Api::<Namespace>::all(client.clone())
+        .patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("annotate namespace");
+}
+
+async fn cleanup(client: &Client, names: &TestNames, namespaces: &[String]) {
+    let api: Api<EcrRegistry> = Api::all(client.clone());
+    let _ = api.delete(&names.id, &DeleteParams::default()).await;
+    eventually(TIMEOUT, "the EcrRegistry to be gone", || async {
+        api.get_opt(&names.id)
+            .await
+            .expect("get EcrRegistry")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    for ns in namespaces {
+        delete_namespace(client, ns).await;
+    }
+    delete_namespace(client, &names.ns("op")).await;
+}
+
+#[tokio::test]
+async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_denied() {
+    let names = TestNames::new("tenant");
+    let client = setup(&names).await;
+    let cluster = names.ns("cluster");
+    let (ns_a, ns_b, ns_c) = (names.ns("a"), names.ns("b"), names.ns("c"));
+    let ext = |ns: &str| format!("{cluster}/{ns}");
+    let (role_a, role_b) = (names.ns("role-a"), names.ns("role-b"));
+    let (arn_a, arn_b) = (iam::role_arn(&role_a), iam::role_arn(&role_b));
+    let user_name = names.ns("user");
+    let user_arn = iam::user_arn(&user_name);
+    let users = iam::create(json!({
+        "users": [{"name": user_name, "statements": [
+            iam::allow("sts:AssumeRole", "*"),
+            // The registry's own identity, for unannotated namespaces.
+            iam::allow("ecr:GetAuthorizationToken", "*"),
+        ]}],
+        "roles": [
+            {"name": role_a, "trust": [trust(&user_arn, &[ext(&ns_a)])],
+             "statements": [iam::allow("ecr:GetAuthorizationToken", "*")]},
+            {"name": role_b, "trust": [trust(&user_arn, &[ext(&ns_b)])],
+             "statements": [iam::allow("ecr:GetAuthorizationToken", "*")]},
+        ],
+    }))
+    .await;
+    let user = &users[0];
+    let operator = start_on_moto_b_with(&names, &[("ECR_OPERATOR_CLUSTER_ID", &cluster)]);
+    let credentials = put_user_credentials(&client, &names, user).await;
+    let label = [("tenant-test", names.id.as_str())];
+    for ns in [&ns_a, &ns_b, &ns_c] {
+        create_namespace(&client, ns, &label).await;
+    }
+    annotate(&client, &ns_a, Some(&arn_a)).await;
+    // Tenant B names tenant A's role.
+    annotate(&client, &ns_b, Some(&arn_a)).await;
+    create_registry(
+        &client,
+        &names,
+        json!({
+            "region": "us-east-1",
+            "auth": {
+                "secretRef": {"name": credentials},
+                "namespaceRole": {"unannotated": "RegistryIdentity"},
+            },
+            "namespaces": {"selector": {"matchLabels": {"tenant-test": names.id}}},
+        }),
+    )
+    .await;
+
+    // B is refused by A's trust policy: Ready says so and names B only.
+    let r = wait_ready(
+        &client,
+        &names.id,
+        "False",
+        Some("AssumeRoleDenied"),
+        TIMEOUT,
+    )
+    .await;
+    let status = r.status.clone().unwrap_or_default();
+    let failed: Vec<&str> = status
+        .failures
+        .iter()
+        .map(|f| f.namespace.as_str())
+        .collect();
+    assert_eq!(failed, [ns_b.as_str()], "{status:?}");
+    assert!(status.failures[0].message.contains(&arn_a), "{status:?}");
+    assert_eq!(
+        status.namespaces.as_ref().map(|n| n.summary.as_str()),
+        Some("2/3")
+    );
+    // A's secret pulls, and its token was fetched by A's role.
+    let bed = Bed::get();
+    for ns in [&ns_a, &ns_c] {
+        let secret = eventually(TIMEOUT, "the secret of A and C", || async {
+            get_secret(&client, ns, &names.id).await
+        })
+        .await;
+        let authfile = authfile_for(&secret, ECR_HOST, bed.var("BED_REGISTRY"));
+        let (ok, stderr) = skopeo_pull(bed.var("BED_IMAGE"), authfile.path());
+        assert!(ok, "pulling with the secret of {ns} failed: {stderr}");
+    }
+    assert_eq!(iam::calls_by_role(&arn_a, "GetAuthorizationToken").await, 1);
+    assert!(get_secret(&client, &ns_b, &names.id).await.is_none());
+    // The tenant reads why in its own namespace.
+    let events = eventually(TIMEOUT, "a Warning Event in B", || async {
+        let list = Api::<Event>::namespaced(client.clone(), &ns_b)
+            .list(&ListParams::default())
+            .await
+            .expect("list events");
+        let found: Vec<Event> = list
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("AssumeRoleDenied"))
+            .collect();
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    assert!(
+        events[0]
+            .note
+            .as_deref()
+            .unwrap_or_default()
+            .contains(&arn_a)
+    );
+
+    // B names its own role: admitted at once.
+    annotate(&client, &ns_b, Some(&arn_b)).await;
+    wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert!(get_secret(&client, &ns_b, &names.id).await.is_some());
+    assert_eq!(iam::calls_by_role(&arn_b, "GetAuthorizationToken").await, 1);
+
+    // The admin's choice for unannotated namespaces: none. C's secret goes, the
+    // tenants' stay.
+    Api::<EcrRegistry>::all(client.clone())
+        .patch(
+            &names.id,
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"spec": {"auth": {"namespaceRole": {"unannotated": "NoSecret"}}}}),
+            ),
+        )
+        .await
+        .expect("patch EcrRegistry");
+    eventually(TIMEOUT, "C's secret removed", || async {
+        get_secret(&client, &ns_c, &names.id)
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_eq!(
+        r.status.and_then(|s| s.namespaces).map(|n| n.summary),
+        Some("2/2".to_string())
+    );
+    for ns in [&ns_a, &ns_b] {
+        assert!(get_secret(&client, ns, &names.id).await.is_some(), "{ns}");
+    }
+
+    // Nothing AWS handed out shows anywhere.
+    let issued = Faults::new(bed.var("BED_IAM_FAULTS"))
+        .issued(&user.access_key_id)
+        .await;
+    let mut secrets: Vec<&str> = issued.iter().map(String::as_str).collect();
+    secrets.push(&user.secret_access_key);
+    assert_no_leak(&client, &operator, &names.id, &secrets).await;
+    cleanup(&client, &names, &[ns_a, ns_b, ns_c]).await;
+}
+
+#[tokio::test]
+async fn two_hundred_tenants_sharing_twenty_roles_fetch_twenty_tokens_within_the_rate() {
+    const ROLES: usize = 20;
+    const TENANTS: usize = 200;
+    const RATE: f64 = 4.0;
+    let names = TestNames::new("tenants");
+    let client = setup(&names).await;
+    let cluster = names.ns("cluster");
+    let tenant = |i: usize| names.ns(&format!("t{i:03}"));
+    let role = |r: usize| names.ns(&format!("r{r:02}"));
+    let user_name = names.ns("user");
+    let user_arn = iam::user_arn(&user_name);
+    let roles: Vec<Value> = (0..ROLES)
+        .map(|r| {
+            let ids: Vec<String> = (0..TENANTS)
+                .filter(|i| i % ROLES == r)
+                .map(|i| format!("{cluster}/{}", tenant(i)))
+                .collect();
+            json!({"name": role(r), "trust": [trust(&user_arn, &ids)],
+                   "statements": [iam::allow("ecr:GetAuthorizationToken", "*")]})
+        })
+        .collect();
+    let users = iam::create(json!({
+        "users": [{"name": user_name, "statements": [iam::allow("sts:AssumeRole", "*")]}],
+        "roles": roles,
+    }))
+    .await;
+    let namespaces: Vec<String> = (0..TENANTS).map(tenant).collect();
+    let label = [("tenant-test", names.id.as_str())];
+    for (i, ns) in namespaces.iter().enumerate() {
+        create_namespace(&client, ns, &label).await;
+        annotate(&client, ns, Some(&iam::role_arn(&role(i % ROLES)))).await;
+    }
+    let _operator = start_on_moto_b_with(
+        &names,
+        &[
+            ("ECR_OPERATOR_CLUSTER_ID", &cluster),
+            ("ECR_OPERATOR_TOKEN_RATE", &RATE.to_string()),
+        ],
+    );
+    let credentials = put_user_credentials(&client, &names, &users[0]).await;
+    create_registry(
+        &client,
+        &names,
+        json!({
+            "region": "us-east-1",
+            "auth": {"secretRef": {"name": credentials}, "namespaceRole": {}},
+            "namespaces": {"selector": {"matchLabels": {"tenant-test": names.id}}},
+        }),
+    )
+    .await;
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), 120).await;
+    assert_eq!(
+        r.status.and_then(|s| s.namespaces).map(|n| n.summary),
+        Some(format!("{TENANTS}/{TENANTS}"))
+    );
+
+    // Another pass (a namespace label changes): the tokens are fresh, none fetched.
+    Api::<Namespace>::all(client.clone())
+        .patch(
+            &namespaces[0],
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("label namespace");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
+    let mut times = Vec::new();
+    for r in 0..ROLES {
+        let arn = iam::role_arn(&role(r));
+        let fetched = iam::records_by_role(&arn, "GetAuthorizationToken").await;
+        assert_eq!(
+            fetched.len(),
+            1,
+            "role {arn}: one token for its ten namespaces"
+        );
+        let assumed = iam::calls_by_role(&arn, "AssumeRole").await;
+        assert_eq!(assumed, 10, "role {arn}: each namespace assumes it once");
+        times.extend(fetched.iter().map(|c| c["time"].as_f64().expect("time")));
+    }
+    // All twenty calls count against one account and region: never more than
+    // RATE in any second, as the proxy saw them arrive.
+    times.sort_by(f64::total_cmp);
+    for (i, t) in times.iter().enumerate() {
+        let within = times[i..].iter().take_while(|u| **u < t + 1.0).count();
+        assert!(
+            within as f64 <= RATE,
+            "{within} token calls within 1s from {t}: {times:?}"
+        );
+    }
+    cleanup(&client, &names, &namespaces).await;
+}
