@@ -428,6 +428,11 @@ impl Context {
         let next_resync = self.remember(&name, &plan, &outcome, &desired, &uids, deleting);
         if deleting {
             self.registry_metrics.forget(&name);
+            self.tenants.forget(&name);
+            self.tenant_events
+                .lock()
+                .expect("lock")
+                .retain(|(r, _), _| r != &name);
             self.records.lock().expect("lock").remove(&name);
             return cleanup_result(&outcome);
         }

@@ -73,6 +73,15 @@ impl TenantTokens {
         }
     }
 
+    /// Drops what a deleted registry's roles held.
+    pub fn forget(&self, registry: &str) {
+        let prefix = format!("{registry}|");
+        self.roles
+            .lock()
+            .expect("tenant tokens lock")
+            .retain(|key, _| !key.starts_with(&prefix));
+    }
+
     /// The tokens of `role_arn` in `region_names` for `namespaces`, assumed from
     /// `registry_identity` (see [`tenants::identity`]).
     #[allow(clippy::too_many_arguments)]
@@ -86,8 +95,12 @@ impl TenantTokens {
         cluster_id: &str,
         refresh_before: SignedDuration,
     ) -> RoleStep {
-        // The role as reached from the registry's credentials, whatever namespace.
-        let key = tenants::identity(registry_identity, role_arn, cluster_id, "-").cache_key();
+        // The role as reached from the registry's credentials, whatever namespace;
+        // per registry, so that its namespaces alone are remembered.
+        let key = format!(
+            "{registry}|{}",
+            tenants::identity(registry_identity, role_arn, cluster_id, "-").cache_key()
+        );
         let slot = self
             .roles
             .lock()
@@ -96,6 +109,10 @@ impl TenantTokens {
             .or_default()
             .clone();
         let mut state = slot.lock().await;
+        // Namespaces gone or moved to another role are forgotten.
+        let current: HashSet<&str> = namespaces.iter().copied().collect();
+        state.admitted.retain(|ns| current.contains(ns.as_str()));
+        state.refused.retain(|ns, _| current.contains(ns.as_str()));
         let now = Timestamp::now();
         let due: Vec<&String> = region_names
             .iter()

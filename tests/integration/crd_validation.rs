@@ -452,6 +452,31 @@ async fn kubectl_explain_shows_the_doc_comments() {
         "for the printer column",
     )
     .await;
+    let text = explain(
+        bed,
+        "ecrregistry.spec.auth.namespaceRole",
+        "Give each namespace the token of its own IAM role",
+    )
+    .await;
+    for words in [
+        "ecr-operator.io/role-arn",
+        "<cluster-id>/<namespace>",
+        "unannotated",
+    ] {
+        assert!(
+            text.contains(words),
+            "spec.auth.namespaceRole: no {words:?}:\n{text}"
+        );
+    }
+    let text = explain(
+        bed,
+        "ecrregistry.spec.auth.namespaceRole.unannotated",
+        "without the ecr-operator.io/role-arn annotation",
+    )
+    .await;
+    for words in ["NoSecret", "RegistryIdentity"] {
+        assert!(text.contains(words), "unannotated: no {words:?}:\n{text}");
+    }
 }
 
 /// Paths of the properties under `schema` (recursively) without a description.
