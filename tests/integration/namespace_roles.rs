@@ -17,9 +17,10 @@ use crate::support::fixtures::{
 use crate::support::iam::{self, put_user_credentials, start_on_moto_b_with};
 use crate::support::leaks::assert_no_leak;
 use ecr_operator::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION};
+use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -66,7 +67,7 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     let names = TestNames::new("tenant");
     let client = setup(&names).await;
     let cluster = names.ns("cluster");
-    let (ns_a, ns_b, ns_c) = (names.ns("a"), names.ns("b"), names.ns("c"));
+    let (ns_a, ns_b, ns_c, ns_d) = (names.ns("a"), names.ns("b"), names.ns("c"), names.ns("d"));
     let ext = |ns: &str| format!("{cluster}/{ns}");
     let (role_a, role_b) = (names.ns("role-a"), names.ns("role-b"));
     let (arn_a, arn_b) = (iam::role_arn(&role_a), iam::role_arn(&role_b));
@@ -87,15 +88,17 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     }))
     .await;
     let user = &users[0];
+    let bed = Bed::get();
     let operator = start_on_moto_b_with(&names, &[("ECR_OPERATOR_CLUSTER_ID", &cluster)]);
     let credentials = put_user_credentials(&client, &names, user).await;
     let label = [("tenant-test", names.id.as_str())];
-    for ns in [&ns_a, &ns_b, &ns_c] {
+    for ns in [&ns_a, &ns_b, &ns_c, &ns_d] {
         create_namespace(&client, ns, &label).await;
     }
     annotate(&client, &ns_a, Some(&arn_a)).await;
-    // Tenant B names tenant A's role.
+    // Tenant B names tenant A's role; D names no role at all.
     annotate(&client, &ns_b, Some(&arn_a)).await;
+    annotate(&client, &ns_d, Some("team-d")).await;
     create_registry(
         &client,
         &names,
@@ -110,29 +113,30 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     )
     .await;
 
-    // B is refused by A's trust policy: Ready says so and names B only.
-    let r = wait_ready(
-        &client,
-        &names.id,
-        "False",
-        Some("AssumeRoleDenied"),
-        TIMEOUT,
-    )
-    .await;
+    // B is refused by A's trust policy, D's annotation is no role ARN: Ready
+    // says so and names these two only, each with its own reason.
+    let r = wait_ready(&client, &names.id, "False", Some("PartialSync"), TIMEOUT).await;
     let status = r.status.clone().unwrap_or_default();
-    let failed: Vec<&str> = status
+    let failed: Vec<(&str, &str)> = status
         .failures
         .iter()
-        .map(|f| f.namespace.as_str())
+        .map(|f| (f.namespace.as_str(), f.reason.as_str()))
         .collect();
-    assert_eq!(failed, [ns_b.as_str()], "{status:?}");
+    assert_eq!(
+        failed,
+        [
+            (ns_b.as_str(), "AssumeRoleDenied"),
+            (ns_d.as_str(), "InvalidRoleAnnotation")
+        ],
+        "{status:?}"
+    );
     assert!(status.failures[0].message.contains(&arn_a), "{status:?}");
+    assert!(status.failures[1].message.contains("team-d"), "{status:?}");
     assert_eq!(
         status.namespaces.as_ref().map(|n| n.summary.as_str()),
-        Some("2/3")
+        Some("2/4")
     );
     // A's secret pulls, and its token was fetched by A's role.
-    let bed = Bed::get();
     for ns in [&ns_a, &ns_c] {
         let secret = eventually(TIMEOUT, "the secret of A and C", || async {
             get_secret(&client, ns, &names.id).await
@@ -144,13 +148,29 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     }
     assert_eq!(iam::calls_by_role(&arn_a, "GetAuthorizationToken").await, 1);
     assert!(get_secret(&client, &ns_b, &names.id).await.is_none());
-    // The tenant reads why in its own namespace.
+    assert!(get_secret(&client, &ns_d, &names.id).await.is_none());
+    // Tenant B reads why in its own namespace, as itself (the built-in view role
+    // bound there).
+    let tenant_b = format!("{}-tenant-b", names.id);
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "tenant-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": tenant_b}],
+    }))
+    .unwrap();
+    Api::<RoleBinding>::namespaced(client.clone(), &ns_b)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("bind view in B");
+    let tenant = bed
+        .client_for(&bed.mint_kubeconfig(&["--user", &tenant_b]))
+        .await;
     let events = eventually(TIMEOUT, "a Warning Event in B", || async {
-        let list = Api::<Event>::namespaced(client.clone(), &ns_b)
+        let list = Api::<CoreEvent>::namespaced(tenant.clone(), &ns_b)
             .list(&ListParams::default())
             .await
             .expect("list events");
-        let found: Vec<Event> = list
+        let found: Vec<CoreEvent> = list
             .items
             .into_iter()
             .filter(|e| e.reason.as_deref() == Some("AssumeRoleDenied"))
@@ -161,15 +181,21 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     assert_eq!(events[0].type_.as_deref(), Some("Warning"));
     assert!(
         events[0]
-            .note
+            .message
             .as_deref()
             .unwrap_or_default()
             .contains(&arn_a)
     );
 
-    // B names its own role: admitted at once.
+    // B names its own role: admitted at once. D's annotation goes: it gets the
+    // registry's own token, as C.
     annotate(&client, &ns_b, Some(&arn_b)).await;
-    wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    annotate(&client, &ns_d, None).await;
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_eq!(
+        r.status.and_then(|s| s.namespaces).map(|n| n.summary),
+        Some("4/4".to_string())
+    );
     assert!(get_secret(&client, &ns_b, &names.id).await.is_some());
     assert_eq!(iam::calls_by_role(&arn_b, "GetAuthorizationToken").await, 1);
 
@@ -185,13 +211,15 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
         )
         .await
         .expect("patch EcrRegistry");
-    eventually(TIMEOUT, "C's secret removed", || async {
-        get_secret(&client, &ns_c, &names.id)
-            .await
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    for ns in [&ns_c, &ns_d] {
+        eventually(TIMEOUT, "C's and D's secrets removed", || async {
+            get_secret(&client, ns, &names.id)
+                .await
+                .is_none()
+                .then_some(())
+        })
+        .await;
+    }
     let r = wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
     assert_eq!(
         r.status.and_then(|s| s.namespaces).map(|n| n.summary),
@@ -208,7 +236,7 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     let mut secrets: Vec<&str> = issued.iter().map(String::as_str).collect();
     secrets.push(&user.secret_access_key);
     assert_no_leak(&client, &operator, &names.id, &secrets).await;
-    cleanup(&client, &names, &[ns_a, ns_b, ns_c]).await;
+    cleanup(&client, &names, &[ns_a, ns_b, ns_c, ns_d]).await;
 }
 
 #[tokio::test]
