@@ -33,6 +33,15 @@ pub enum Error {
     },
 
     #[error(
+        "cannot get a token of ServiceAccount {namespace}/{name} for the audience sts.amazonaws.com: {detail}; the operator needs create on serviceaccounts/token (deploy/ grants it), and the admission fence admits only that audience"
+    )]
+    ServiceAccountTokenRefused {
+        namespace: String,
+        name: String,
+        detail: String,
+    },
+
+    #[error(
         "access denied on ecr:{operation}: {detail}; allow ecr:{operation} in the IAM policy of the EcrRegistry's identity"
     )]
     EcrAccessDenied {
@@ -106,6 +115,7 @@ impl Error {
             Self::CredentialsSecretIncomplete { .. } => "CredentialsSecretIncomplete",
             Self::NoCredentials { .. } => "NoCredentials",
             Self::AssumeRoleDenied { .. } => "AssumeRoleDenied",
+            Self::ServiceAccountTokenRefused { .. } => "ServiceAccountTokenRefused",
             Self::EcrAccessDenied { .. } | Self::EcrPublicAccessDenied { .. } => "EcrAccessDenied",
             Self::Throttled { .. } => "Throttled",
             Self::Timeout { .. } => "Timeout",

@@ -9,3 +9,4 @@ pub mod failure;
 pub mod identity;
 pub mod rate_limit;
 pub mod registry_hosts;
+pub mod web_identity;

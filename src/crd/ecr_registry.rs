@@ -46,6 +46,7 @@ pub const ROLE_ARN_PATTERN: &str = r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso
 #[x_kube(validation = Rule::new("!self.endpoints.exists(e, e == 'Fips') || !(has(self.regions) ? self.regions : has(self.region) ? [self.region] : []).exists(r, r.startsWith('cn-'))").message("spec.endpoints: Fips endpoints do not exist in the China regions; use Standard or DualStack"))]
 #[x_kube(validation = Rule::new("!self.endpoints.exists(e, e == 'DualStack') || !(has(self.regions) ? self.regions : has(self.region) ? [self.region] : []).exists(r, r.startsWith('us-iso-') || r.startsWith('us-isob-') || r.startsWith('us-isof-') || r.startsWith('eu-isoe-') || r.startsWith('eusc-'))").message("spec.endpoints: DualStack endpoints do not exist in the aws-iso, aws-iso-b, aws-iso-e, aws-iso-f and aws-eusc partitions; use Standard or Fips"))]
 #[x_kube(validation = Rule::new("!(has(self.public) && self.public) || !(has(self.regions) ? self.regions : has(self.region) ? [self.region] : []).exists(r, r.startsWith('cn-') || r.startsWith('us-gov-') || r.startsWith('us-iso-') || r.startsWith('us-isob-') || r.startsWith('us-isof-') || r.startsWith('eu-isoe-') || r.startsWith('eusc-'))").message("spec.public: ECR Public exists only in the aws partition (its token comes from us-east-1, which credentials of another partition cannot call); use a separate EcrRegistry for public.ecr.aws"))]
+#[x_kube(validation = Rule::new("!has(self.auth) || !has(self.auth.webIdentity) || !(has(self.auth.secretRef) || has(self.auth.assumeRole) || has(self.auth.namespaceRole))").message("spec.auth.webIdentity: the ServiceAccounts' own roles are used, so secretRef, assumeRole and namespaceRole do not apply; remove them or webIdentity"))]
 pub struct EcrRegistrySpec {
     /// AWS region of the registries, e.g. eu-west-1, cn-north-1, us-gov-west-1 or
     /// eusc-de-east-1, in any partition (aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b,
@@ -204,6 +205,34 @@ pub struct Auth {
     /// identity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_role: Option<NamespaceRole>,
+
+    /// Give each namespace the token of the IAM role of its own ServiceAccount:
+    /// for the ServiceAccount named here in each selected namespace, the operator
+    /// requests a short-lived token for the audience sts.amazonaws.com
+    /// (TokenRequest) and exchanges it with sts:AssumeRoleWithWebIdentity for the
+    /// role in that ServiceAccount's eks.amazonaws.com/role-arn annotation; the
+    /// role's trust policy (the cluster's OIDC provider, sub
+    /// system:serviceaccount:<namespace>:<name>) says which ServiceAccounts may
+    /// use it. A namespace without that ServiceAccount or annotation, or whose
+    /// exchange is refused, is reported as with namespaceRole and gets no secret.
+    /// Exclusive with secretRef, assumeRole and namespaceRole.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_identity: Option<WebIdentity>,
+}
+
+/// The ServiceAccount annotation that names its IAM role (spec.auth.webIdentity),
+/// as EKS's IRSA reads it.
+pub const SA_ROLE_ARN_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// ServiceAccount web identity (see spec.auth.webIdentity).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebIdentity {
+    /// Name of the ServiceAccount, in every selected namespace, whose role
+    /// (annotation eks.amazonaws.com/role-arn) that namespace's token is fetched
+    /// with, e.g. ecr-puller.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub service_account: String,
 }
 
 /// The namespace annotation that names a namespace's IAM role

@@ -21,8 +21,8 @@ use crate::registry::regions::{self, RegionToken};
 use crate::registry::requeue::{self, Pass, Requeue};
 use crate::registry::resync::{self, Ledger, Written};
 use crate::registry::status::{self, StatusInput, SyncOutcome};
-use crate::registry::tenant_tokens::TenantTokens;
-use crate::registry::tenants::{self, Assignment};
+use crate::registry::tenant_tokens::{Assume, TenantTokens};
+use crate::registry::tenants::{self, Assignment, Mode};
 use crate::registry::token::TokenCache;
 use crate::runtime::admin::Readiness;
 use crate::runtime::backoff::Backoffs;
@@ -305,7 +305,10 @@ fn listing_service_account(
     registries
         .state()
         .iter()
-        .filter(|r| r.spec.service_accounts.contains(&sa.name))
+        .filter(|r| {
+            r.spec.service_accounts.contains(&sa.name)
+                || observe::web_identity_service_account(r) == Some(&sa.name)
+        })
         .map(|r| ObjectRef::from_obj(&**r))
         .collect()
 }
@@ -380,12 +383,11 @@ impl Context {
         let managed = self.managed(registry).await?;
         // Under namespaceRole with NoSecret, the registry's own identity serves no
         // namespace and is not called.
-        let own_identity_serves = registry
-            .spec
-            .auth
-            .as_ref()
-            .and_then(|a| a.namespace_role.as_ref())
-            .is_none_or(|n| n.unannotated == Unannotated::RegistryIdentity);
+        let own_identity_serves = match tenants::mode(&registry.spec) {
+            None => true,
+            Some(Mode::NamespaceRole(n)) => n.unannotated == Unannotated::RegistryIdentity,
+            Some(Mode::WebIdentity(_)) => false,
+        };
         let mut tokens = match own_identity_serves {
             true => self.token_steps(registry, deleting).await,
             false => Vec::new(),
@@ -603,8 +605,9 @@ impl Context {
         }
     }
 
-    /// Under spec.auth.namespaceRole: what each selected namespace gets, with one
-    /// token per role and region (see [`TenantTokens`]). None otherwise.
+    /// Under spec.auth.namespaceRole or webIdentity: what each selected namespace
+    /// gets, with one token per role and region (see [`TenantTokens`]). None
+    /// otherwise.
     async fn tenant_step(
         &self,
         registry: &EcrRegistry,
@@ -612,17 +615,26 @@ impl Context {
         deleting: bool,
         now: jiff::Timestamp,
     ) -> Option<TenantStep> {
-        registry.spec.auth.as_ref()?.namespace_role.as_ref()?;
+        let mode = tenants::mode(&registry.spec)?;
         if deleting {
             return None;
         }
+        let web_sa = match &mode {
+            Mode::WebIdentity(w) => Some(w.service_account.as_str()),
+            Mode::NamespaceRole(_) => None,
+        };
         // A bad selector is reported by planning.
         let matcher = NamespaceMatcher::new(&registry.spec.namespaces).ok()?;
         let assignments: Vec<(String, Assignment)> =
             observe::namespaces(&self.namespaces, registry, managed)
                 .iter()
                 .filter(|ns| !ns.terminating && matcher.matches(ns))
-                .filter_map(|ns| Some((ns.name.clone(), tenants::assign(&registry.spec, ns)?)))
+                .map(|ns| {
+                    let sa = web_sa.and_then(|name| {
+                        observe::one_service_account(&self.service_accounts, &ns.name, name)
+                    });
+                    (ns.name.clone(), tenants::assign(&mode, ns, sa.as_ref()))
+                })
                 .collect();
         let mut step = TenantStep::default();
         let failed =
@@ -639,7 +651,9 @@ impl Context {
                 Assignment::Role(_) => continue,
                 Assignment::Registry => TenantSecret::Shared,
                 Assignment::NotServed => TenantSecret::NotServed,
-                Assignment::Invalid(m) => failed(ns, "InvalidRoleAnnotation", m.clone(), true),
+                Assignment::Invalid { reason, message } => {
+                    failed(ns, reason, message.clone(), true)
+                }
             };
             step.secrets.insert(ns.clone(), secret);
         }
@@ -664,26 +678,27 @@ impl Context {
         };
         let region_names = regions::names(&registry.spec);
         let name = registry.name_any();
-        let cluster_id = &self.config.cluster_id;
+        let how = match web_sa {
+            Some(service_account) => Assume::WebIdentity {
+                client: &self.client,
+                registry: &identity,
+                service_account,
+            },
+            None => Assume::ExternalId {
+                registry: &identity,
+                cluster_id: &self.config.cluster_id,
+            },
+        };
         // Bounded by a semaphore: with join_all, not a buffered stream, whose
         // borrowing items trip the compiler's check that the future is Send.
         let permits = tokio::sync::Semaphore::new(TENANT_ROLE_CONCURRENCY);
         let steps = futures::future::join_all(roles.iter().map(|(arn, namespaces)| {
-            let (identity, region_names, name, permits) =
-                (&identity, &region_names, &name, &permits);
+            let (how, region_names, name, permits) = (&how, &region_names, &name, &permits);
             async move {
                 let _permit = permits.acquire().await.expect("never closed");
                 let s = self
                     .tenants
-                    .step(
-                        name,
-                        identity,
-                        arn,
-                        region_names,
-                        namespaces,
-                        cluster_id,
-                        rb,
-                    )
+                    .step(name, how, arn, region_names, namespaces, rb)
                     .await;
                 (*arn, s)
             }

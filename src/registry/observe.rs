@@ -1,7 +1,7 @@
 //! What the EcrRegistry controller reads, from its caches only (no request),
 //! turned into the plain values that planning takes.
 
-use crate::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION};
+use crate::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION, SA_ROLE_ARN_ANNOTATION};
 use crate::registry::namespace_selection::{NamespaceMatcher, ObservedNamespace};
 use crate::registry::plan::{self, ADDED_PULL_SECRETS_ANNOTATION, ObservedServiceAccount};
 use crate::runtime::watches::Projection;
@@ -82,18 +82,41 @@ pub fn service_account(
             .map(|r| r.name.clone())
             .collect(),
         added_by_operator: plan::parse_added(added.map(String::as_str)),
+        role_arn: sa.annotations().get(SA_ROLE_ARN_ANNOTATION).cloned(),
     };
     (key, Some(observed))
 }
 
-/// The ServiceAccount names the registries list: what [`service_account`] keeps.
+/// The ServiceAccount names the registries list (spec.serviceAccounts and
+/// spec.auth.webIdentity): what [`service_account`] keeps.
 pub fn listed_service_accounts<'a>(
     registries: impl IntoIterator<Item = &'a EcrRegistry>,
 ) -> BTreeSet<String> {
     registries
         .into_iter()
-        .flat_map(|r| r.spec.service_accounts.iter().cloned())
+        .flat_map(|r| {
+            r.spec
+                .service_accounts
+                .iter()
+                .chain(web_identity_service_account(r))
+        })
+        .cloned()
         .collect()
+}
+
+/// The ServiceAccount of spec.auth.webIdentity, if any.
+pub fn web_identity_service_account(registry: &EcrRegistry) -> Option<&String> {
+    let web = registry.spec.auth.as_ref()?.web_identity.as_ref()?;
+    Some(&web.service_account)
+}
+
+/// The ServiceAccount `namespace/name` as cached.
+pub fn one_service_account(
+    cache: &Projection<ObservedServiceAccount>,
+    namespace: &str,
+    name: &str,
+) -> Option<ObservedServiceAccount> {
+    cache.read().get(&format!("{namespace}/{name}")).cloned()
 }
 
 /// The namespaces where an older EcrRegistry claims `registry`'s secret name (see

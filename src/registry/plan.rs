@@ -44,6 +44,8 @@ pub struct ObservedServiceAccount {
     pub image_pull_secrets: Vec<String>,
     /// Entries the operator added (from [`ADDED_PULL_SECRETS_ANNOTATION`]).
     pub added_by_operator: Vec<String>,
+    /// Its eks.amazonaws.com/role-arn annotation (spec.auth.webIdentity).
+    pub role_arn: Option<String>,
 }
 
 /// Everything the plan depends on.

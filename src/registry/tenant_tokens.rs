@@ -11,6 +11,7 @@
 use crate::aws::auth_token::{AuthToken, refresh_at};
 use crate::aws::identity::Identity;
 use crate::aws::rate_limit::TokenRate;
+use crate::aws::web_identity;
 use crate::error::Error;
 use crate::registry::regions::{self, RegionToken};
 use crate::registry::tenants;
@@ -19,6 +20,10 @@ use crate::runtime::metrics::Metrics;
 use aws_config::SdkConfig;
 use aws_types::region::Region;
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::Api;
+use kube::api::PostParams;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -47,6 +52,129 @@ struct RoleState {
     admitted: HashSet<String>,
     refused: HashMap<String, Refusal>,
 }
+
+/// How a namespace proves its right to its role.
+pub enum Assume<'a> {
+    /// sts:AssumeRole from the registry's credentials with the external ID
+    /// "<cluster-id>/<namespace>" (spec.auth.namespaceRole).
+    ExternalId {
+        registry: &'a Identity,
+        cluster_id: &'a str,
+    },
+    /// sts:AssumeRoleWithWebIdentity with a fresh token of the namespace's
+    /// ServiceAccount (spec.auth.webIdentity).
+    WebIdentity {
+        client: &'a kube::Client,
+        registry: &'a Identity,
+        service_account: &'a str,
+    },
+}
+
+impl Assume<'_> {
+    fn registry(&self) -> &Identity {
+        match self {
+            Self::ExternalId { registry, .. } | Self::WebIdentity { registry, .. } => registry,
+        }
+    }
+
+    /// The STS operation, for metrics.
+    fn operation(&self) -> &'static str {
+        match self {
+            Self::ExternalId { .. } => "AssumeRole",
+            Self::WebIdentity { .. } => "AssumeRoleWithWebIdentity",
+        }
+    }
+
+    /// The role as reached for any of its namespaces: what one token serves.
+    fn key(&self, role_arn: &str) -> String {
+        match self {
+            Self::ExternalId {
+                registry,
+                cluster_id,
+            } => tenants::identity(registry, role_arn, cluster_id, "-").cache_key(),
+            Self::WebIdentity {
+                registry,
+                service_account,
+                ..
+            } => format!(
+                "web|{service_account}|{}",
+                tenants::identity(registry, role_arn, "", "-").cache_key()
+            ),
+        }
+    }
+
+    /// Assumes the role for `namespace`: its credentials, in the registry's first
+    /// region.
+    async fn role(
+        &self,
+        base: &SdkConfig,
+        role_arn: &str,
+        namespace: &str,
+    ) -> Result<SdkConfig, Error> {
+        match self {
+            Self::ExternalId {
+                registry,
+                cluster_id,
+            } => {
+                tenants::identity(registry, role_arn, cluster_id, namespace)
+                    .sdk_config(base)
+                    .await
+            }
+            Self::WebIdentity {
+                client,
+                registry,
+                service_account,
+            } => {
+                let token = service_account_token(client, namespace, service_account).await?;
+                let session = tenants::session_name(namespace);
+                web_identity::assume(base, registry, role_arn, &session, &token).await
+            }
+        }
+    }
+}
+
+/// A token of the ServiceAccount for the audience sts.amazonaws.com, valid for
+/// the API's minimum of ten minutes: used once, at once.
+async fn service_account_token(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<String, Error> {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![STS_AUDIENCE.to_string()],
+            expiration_seconds: Some(600),
+            bound_object_ref: None,
+        },
+        ..Default::default()
+    };
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
+    match api
+        .create_token_request(name, &PostParams::default(), &request)
+        .await
+    {
+        Ok(t) => t
+            .status
+            .map(|s| s.token)
+            .ok_or_else(|| Error::ServiceAccountTokenRefused {
+                namespace: namespace.into(),
+                name: name.into(),
+                detail: "the API server answered without a token".into(),
+            }),
+        // Refused (RBAC, the admission fence) or gone: an answer, not a blip.
+        Err(kube::Error::Api(s)) if matches!(s.code, 403 | 404 | 422) => {
+            Err(Error::ServiceAccountTokenRefused {
+                namespace: namespace.into(),
+                name: name.into(),
+                detail: s.message,
+            })
+        }
+        Err(e) => Err(Error::Kube(e)),
+    }
+}
+
+/// The audience of the ServiceAccount tokens the operator requests.
+pub const STS_AUDIENCE: &str = "sts.amazonaws.com";
 
 /// What a pass gets for one role.
 pub struct RoleStep {
@@ -82,25 +210,20 @@ impl TenantTokens {
             .retain(|key, _| !key.starts_with(&prefix));
     }
 
-    /// The tokens of `role_arn` in `region_names` for `namespaces`, assumed from
-    /// `registry_identity` (see [`tenants::identity`]).
-    #[allow(clippy::too_many_arguments)]
+    /// The tokens of `role_arn` in `region_names` for `namespaces`, each of which
+    /// assumes the role as `how` says.
     pub async fn step(
         &self,
         registry: &str,
-        registry_identity: &Identity,
+        how: &Assume<'_>,
         role_arn: &str,
         region_names: &[String],
         namespaces: &[&str],
-        cluster_id: &str,
         refresh_before: SignedDuration,
     ) -> RoleStep {
-        // The role as reached from the registry's credentials, whatever namespace;
-        // per registry, so that its namespaces alone are remembered.
-        let key = format!(
-            "{registry}|{}",
-            tenants::identity(registry_identity, role_arn, cluster_id, "-").cache_key()
-        );
+        // Per registry, so that its namespaces alone are remembered.
+        let key = format!("{registry}|{}", how.key(role_arn));
+        let registry_identity = how.registry();
         let slot = self
             .roles
             .lock()
@@ -145,15 +268,14 @@ impl TenantTokens {
                 let permits = &permits;
                 async move {
                     let _permit = permits.acquire().await.expect("never closed");
-                    let identity = tenants::identity(registry_identity, role_arn, cluster_id, ns);
-                    (ns, identity.sdk_config(&self.base).await)
+                    (ns, how.role(&self.base, role_arn, ns).await)
                 }
             }))
             .await;
         let mut credentials = None;
         for (ns, result) in assumed {
             self.metrics.aws_call(
-                "AssumeRole",
+                how.operation(),
                 result.as_ref().err().map_or("success", Error::reason),
             );
             match result {
@@ -180,8 +302,9 @@ impl TenantTokens {
             let Some((ns, config)) = &credentials else {
                 break;
             };
+            // For the region, ECR Public and the rate limit's account (the role's).
             let identity = regions::identity(
-                &tenants::identity(registry_identity, role_arn, cluster_id, ns),
+                &tenants::identity(registry_identity, role_arn, "", ns),
                 region,
             );
             let config = config

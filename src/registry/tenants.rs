@@ -4,9 +4,11 @@
 
 use crate::aws::identity::Identity;
 use crate::crd::ecr_registry::{
-    AssumeRole, EcrRegistrySpec, ROLE_ARN_ANNOTATION, ROLE_ARN_PATTERN, Unannotated,
+    AssumeRole, EcrRegistrySpec, NamespaceRole, ROLE_ARN_ANNOTATION, ROLE_ARN_PATTERN,
+    SA_ROLE_ARN_ANNOTATION, Unannotated, WebIdentity,
 };
 use crate::registry::namespace_selection::ObservedNamespace;
+use crate::registry::plan::ObservedServiceAccount;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
@@ -23,25 +25,86 @@ pub enum Assignment {
     Registry,
     /// No secret.
     NotServed,
-    /// The annotation is not a role ARN: why.
-    Invalid(String),
+    /// No usable role: the reason and what to fix.
+    Invalid {
+        reason: &'static str,
+        message: String,
+    },
 }
 
-/// The namespace's assignment; None when the registry has no namespaceRole.
-pub fn assign(spec: &EcrRegistrySpec, ns: &ObservedNamespace) -> Option<Assignment> {
+/// How a registry's namespaces get their roles.
+pub enum Mode<'a> {
+    /// spec.auth.namespaceRole: the namespace's annotation, sts:AssumeRole.
+    NamespaceRole(&'a NamespaceRole),
+    /// spec.auth.webIdentity: the ServiceAccount's annotation,
+    /// sts:AssumeRoleWithWebIdentity.
+    WebIdentity(&'a WebIdentity),
+}
+
+/// The registry's mode; None when each namespace gets the registry's own token.
+pub fn mode(spec: &EcrRegistrySpec) -> Option<Mode<'_>> {
+    let auth = spec.auth.as_ref()?;
+    match (&auth.namespace_role, &auth.web_identity) {
+        (Some(n), _) => Some(Mode::NamespaceRole(n)),
+        (None, Some(w)) => Some(Mode::WebIdentity(w)),
+        (None, None) => None,
+    }
+}
+
+/// The namespace's assignment; `service_account` is the namespace's
+/// ServiceAccount of spec.auth.webIdentity, if it exists.
+pub fn assign(
+    mode: &Mode<'_>,
+    ns: &ObservedNamespace,
+    service_account: Option<&ObservedServiceAccount>,
+) -> Assignment {
     static ARN: LazyLock<regex::Regex> =
         LazyLock::new(|| regex::Regex::new(ROLE_ARN_PATTERN).expect("a valid pattern"));
-    let mode = spec.auth.as_ref()?.namespace_role.as_ref()?;
-    Some(match ns.role_arn.as_deref().map(str::trim) {
-        Some(arn) if ARN.is_match(arn) => Assignment::Role(arn.to_string()),
-        Some(arn) => Assignment::Invalid(format!(
-            "the namespace annotation {ROLE_ARN_ANNOTATION} is {arn:?}, not an IAM role ARN such as arn:aws:iam::123456789012:role/team-a-pull; fix or remove the annotation"
-        )),
-        None => match mode.unannotated {
-            Unannotated::RegistryIdentity => Assignment::Registry,
-            Unannotated::NoSecret => Assignment::NotServed,
+    let (annotation, of_what, role) = match mode {
+        Mode::NamespaceRole(n) => match &ns.role_arn {
+            Some(arn) => (ROLE_ARN_ANNOTATION, "namespace".to_string(), arn),
+            None => {
+                return match n.unannotated {
+                    Unannotated::RegistryIdentity => Assignment::Registry,
+                    Unannotated::NoSecret => Assignment::NotServed,
+                };
+            }
         },
-    })
+        Mode::WebIdentity(w) => {
+            let name = &w.service_account;
+            let Some(sa) = service_account else {
+                return Assignment::Invalid {
+                    reason: "ServiceAccountMissing",
+                    message: format!(
+                        "no ServiceAccount {name} here (spec.auth.webIdentity.serviceAccount); create it with the annotation {SA_ROLE_ARN_ANNOTATION}"
+                    ),
+                };
+            };
+            let Some(arn) = &sa.role_arn else {
+                return Assignment::Invalid {
+                    reason: "RoleAnnotationMissing",
+                    message: format!(
+                        "ServiceAccount {name} has no annotation {SA_ROLE_ARN_ANNOTATION}; annotate it with the IAM role its pull token comes from"
+                    ),
+                };
+            };
+            (
+                SA_ROLE_ARN_ANNOTATION,
+                format!("ServiceAccount {name}'s"),
+                arn,
+            )
+        }
+    };
+    let arn = role.trim();
+    if ARN.is_match(arn) {
+        return Assignment::Role(arn.to_string());
+    }
+    Assignment::Invalid {
+        reason: "InvalidRoleAnnotation",
+        message: format!(
+            "the {of_what} annotation {annotation} is {arn:?}, not an IAM role ARN such as arn:aws:iam::123456789012:role/team-a-pull; fix or remove the annotation"
+        ),
+    }
 }
 
 /// The namespaces of each role, in order.
@@ -87,7 +150,7 @@ pub fn identity(
 }
 
 /// A role session name (2–64 of [\w+=,.@-]) from a namespace name (a DNS label).
-fn session_name(namespace: &str) -> String {
+pub fn session_name(namespace: &str) -> String {
     let mut name = format!("ecr-{namespace}");
     name.truncate(64);
     name
@@ -119,19 +182,29 @@ mod tests {
 
     const ROLE_A: &str = "arn:aws:iam::111111111111:role/team-a";
 
+    fn assign_ns(spec: &EcrRegistrySpec, ns: &ObservedNamespace) -> Option<Assignment> {
+        Some(assign(&mode(spec)?, ns, None))
+    }
+
     #[test]
     fn each_namespace_gets_its_annotated_role_and_unannotated_ones_the_admin_s_choice() {
         let strict = spec(Unannotated::NoSecret);
         assert_eq!(
-            assign(&strict, &ns("a", Some(ROLE_A))),
+            assign_ns(&strict, &ns("a", Some(ROLE_A))),
             Some(Assignment::Role(ROLE_A.into()))
         );
-        assert_eq!(assign(&strict, &ns("c", None)), Some(Assignment::NotServed));
+        assert_eq!(
+            assign_ns(&strict, &ns("c", None)),
+            Some(Assignment::NotServed)
+        );
         let lenient = spec(Unannotated::RegistryIdentity);
-        assert_eq!(assign(&lenient, &ns("c", None)), Some(Assignment::Registry));
+        assert_eq!(
+            assign_ns(&lenient, &ns("c", None)),
+            Some(Assignment::Registry)
+        );
         // Without namespaceRole the annotation means nothing.
         assert_eq!(
-            assign(&EcrRegistrySpec::default(), &ns("a", Some(ROLE_A))),
+            assign_ns(&EcrRegistrySpec::default(), &ns("a", Some(ROLE_A))),
             None
         );
     }
@@ -143,13 +216,56 @@ mod tests {
             "arn:aws:iam::111111111111:user/a",
             "arn:aws:iam::1:role/a",
         ] {
-            let Some(Assignment::Invalid(m)) =
-                assign(&spec(Unannotated::RegistryIdentity), &ns("a", Some(bad)))
+            let Some(Assignment::Invalid { reason, message }) =
+                assign_ns(&spec(Unannotated::RegistryIdentity), &ns("a", Some(bad)))
             else {
                 panic!("{bad} was accepted");
             };
-            assert!(m.contains(ROLE_ARN_ANNOTATION) && m.contains(bad), "{m}");
+            assert_eq!(reason, "InvalidRoleAnnotation");
+            assert!(
+                message.contains(ROLE_ARN_ANNOTATION) && message.contains(bad),
+                "{message}"
+            );
         }
+    }
+
+    #[test]
+    fn under_web_identity_the_service_account_s_annotation_names_the_role() {
+        let web = WebIdentity {
+            service_account: "puller".into(),
+        };
+        let mode = Mode::WebIdentity(&web);
+        // The namespace's own annotation does not count.
+        let n = ns("a", Some(ROLE_A));
+        let sa = |role: Option<&str>| ObservedServiceAccount {
+            namespace: "a".into(),
+            name: "puller".into(),
+            role_arn: role.map(String::from),
+            ..Default::default()
+        };
+        let missing = assign(&mode, &n, None);
+        assert!(
+            matches!(&missing, Assignment::Invalid { reason: "ServiceAccountMissing", message } if message.contains("puller")),
+            "{missing:?}"
+        );
+        let bare = assign(&mode, &n, Some(&sa(None)));
+        assert!(
+            matches!(&bare, Assignment::Invalid { reason: "RoleAnnotationMissing", message } if message.contains(SA_ROLE_ARN_ANNOTATION)),
+            "{bare:?}"
+        );
+        let role_b = "arn:aws:iam::222222222222:role/team-b";
+        assert_eq!(
+            assign(&mode, &n, Some(&sa(Some(role_b)))),
+            Assignment::Role(role_b.into())
+        );
+        let bad = assign(&mode, &n, Some(&sa(Some("b"))));
+        assert!(matches!(
+            bad,
+            Assignment::Invalid {
+                reason: "InvalidRoleAnnotation",
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -46,6 +46,9 @@ const CLUSTER_RULES: &[(&str, &str, &[&str])] = &[
     ),
     ("", "namespaces", &["list", "watch"]),
     ("", "serviceaccounts", &["list", "watch", "patch"]),
+    // ServiceAccount web identity: tokens for AWS STS only (the admission fence
+    // admits no other audience, least_privilege.rs).
+    ("", "serviceaccounts/token", &["create"]),
     ("", "secrets", &["create", "patch", "deletecollection"]),
     ("events.k8s.io", "events", &["create", "patch"]),
 ];
@@ -928,6 +931,18 @@ async fn operator_runs_every_feature_with_rendered_rbac(renderer: Renderer, pref
     assert!(!can_i(&kubeconfig, &["get", "secrets", "-n", "default"]));
     assert!(can_i(&kubeconfig, &["get", "secrets", "-n", &op_ns]));
     assert!(can_i(&kubeconfig, &["patch", "secrets", "-n", "default"]));
+    // ServiceAccount web identity: the RBAC allows any token request; the fence
+    // admits only tokens for AWS STS (least_privilege.rs).
+    assert!(can_i(
+        &kubeconfig,
+        &[
+            "create",
+            "serviceaccounts",
+            "--subresource=token",
+            "-n",
+            "default"
+        ]
+    ));
     // ... and the admission fence deploy/ installs with that RBAC is enforced on
     // every request the operator makes below.
     let fence = fence_objects(&rendered, None, None);

@@ -11,6 +11,8 @@
 //! - the operator's own pull secrets (as `DesiredSecret` renders them) are still
 //!   created, patched, taken back after a hand edit and removed;
 //! - ServiceAccounts: only `imagePullSecrets` and the operator's annotation change;
+//! - ServiceAccount tokens (web identity): only for the audience `sts.amazonaws.com`
+//!   alone, for at most 3600 s, bound to no object;
 //! - Jobs and CronJobs: only EcrMirror workloads as `mirror::job` renders them,
 //!   with the operator's image.
 //!
@@ -717,6 +719,170 @@ async fn service_accounts_only_take_image_pull_secrets() {
         )
         .await
         .expect("removal of the operator's entries");
+    w.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// ServiceAccount tokens (web identity)
+
+/// What the fence answers a token request it refuses.
+const TOKEN_REFUSAL: &str = "ecr-operator may only request ServiceAccount tokens for the audience \
+    sts.amazonaws.com, for at most 3600 seconds, bound to no object";
+
+/// A raw TokenRequest (`POST .../serviceaccounts/NAME/token`) under `client`: the
+/// status code and the body. The body of a 201 holds the token: never print it.
+async fn request_token(client: &Client, ns: &str, sa: &str, spec: Value) -> (u16, Value) {
+    let body = json!({
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "spec": spec,
+    });
+    let request = http::Request::post(format!(
+        "/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token"
+    ))
+    .header("Content-Type", "application/json")
+    .body(Body::from(serde_json::to_vec(&body).unwrap()))
+    .unwrap();
+    let response = client.send(request).await.expect("raw TokenRequest");
+    let code = response.status().as_u16();
+    let bytes = response.into_body().collect_bytes().await.unwrap();
+    (
+        code,
+        serde_json::from_slice(&bytes).expect("a JSON answer to the TokenRequest"),
+    )
+}
+
+/// The claims of a JWT (its payload; the token itself is not kept or printed).
+fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT of three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .expect("a base64url JWT payload");
+    serde_json::from_slice(&bytes).expect("JSON JWT claims")
+}
+
+/// The operator may ask for a ServiceAccount token for AWS STS only (web
+/// identity): 10 minutes, audience `sts.amazonaws.com` alone, bound to no object.
+/// A token for the API server, a long-lived one, one with a second audience or
+/// one bound to an object is refused by the fence (403). The policy sees the
+/// TokenRequest, not the ServiceAccount: whatever the ServiceAccount's role
+/// annotation, the operator checks that itself.
+#[tokio::test]
+async fn service_account_tokens_only_for_aws_sts() {
+    let w = Fenced::start("lptok", false).await;
+    let sa: ServiceAccount = serde_json::from_value(json!({
+        "metadata": {
+            "name": "app",
+            "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::111122223333:role/app"},
+        },
+    }))
+    .unwrap();
+    Api::<ServiceAccount>::namespaced(w.admin.clone(), &w.other)
+        .create(&PostParams::default(), &sa)
+        .await
+        .unwrap();
+
+    // What the operator asks for: admitted, and the token is what was asked for.
+    let (code, answer) = request_token(
+        &w.operator,
+        &w.other,
+        "app",
+        json!({"audiences": ["sts.amazonaws.com"], "expirationSeconds": 600}),
+    )
+    .await;
+    assert_eq!(
+        (code, answer["kind"].as_str()),
+        (201, Some("TokenRequest")),
+        "a token for AWS STS: {}",
+        if code == 201 {
+            "(token withheld)".to_string()
+        } else {
+            answer.to_string()
+        }
+    );
+    let token = answer["status"]["token"].as_str().unwrap_or_default();
+    assert!(!token.is_empty(), "no token in the answer");
+    let claims = jwt_claims(token);
+    assert_eq!(claims["aud"], json!(["sts.amazonaws.com"]));
+    assert_eq!(
+        claims["sub"],
+        json!(format!("system:serviceaccount:{}:app", w.other))
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600,
+        "the token's lifetime"
+    );
+    assert!(
+        claims["kubernetes.io"].get("pod").is_none()
+            && claims["kubernetes.io"].get("secret").is_none(),
+        "the token is bound to an object"
+    );
+    drop(answer);
+
+    // Anything else: refused by the fence (the RBAC allows every one of them).
+    let refused = [
+        (
+            "an API server token",
+            json!({"audiences": ["https://kubernetes.default.svc"], "expirationSeconds": 600}),
+        ),
+        (
+            "no audience (the API server's)",
+            json!({"expirationSeconds": 600}),
+        ),
+        (
+            "a day",
+            json!({"audiences": ["sts.amazonaws.com"], "expirationSeconds": 86400}),
+        ),
+        (
+            "a second audience",
+            json!({"audiences": ["sts.amazonaws.com", "other"], "expirationSeconds": 600}),
+        ),
+        (
+            "bound to a Secret",
+            json!({
+                "audiences": ["sts.amazonaws.com"],
+                "expirationSeconds": 600,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Secret", "name": "any"},
+            }),
+        ),
+    ];
+    for (what, spec) in refused {
+        let (code, answer) = request_token(&w.operator, &w.other, "app", spec).await;
+        let shown = if code == 201 {
+            "(token withheld)".to_string()
+        } else {
+            answer.to_string()
+        };
+        assert_eq!(code, 403, "{what}: {shown}");
+        assert_eq!(answer["kind"], "Status", "{what}: {shown}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("ValidatingAdmissionPolicy") && message.contains(TOKEN_REFUSAL),
+            "{what}: refused, but not by the fence's token rule: {shown}"
+        );
+        assert!(answer["status"].get("token").is_none(), "{what}: {shown}");
+    }
+
+    // The ServiceAccount rule still answers with its own message (the token rule
+    // does not break it for requests without a subresource).
+    let s = refused_by_policy(
+        Api::<ServiceAccount>::namespaced(w.operator.clone(), &w.other)
+            .patch(
+                "app",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"team": "b"}}})),
+            )
+            .await,
+        "a label on the ServiceAccount",
+    );
+    assert_eq!(s.code, 403);
+    assert!(
+        s.message
+            .contains("ecr-operator may only change imagePullSecrets"),
+        "{s:?}"
+    );
     w.stop().await;
 }
 
