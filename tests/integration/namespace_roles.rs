@@ -1,4 +1,5 @@
-//! Per-namespace roles (`spec.auth.namespaceRole`) on moto B, which enforces IAM:
+//! Per-namespace roles (`spec.auth.namespaceRole`, and ServiceAccount web
+//! identity, `spec.auth.webIdentity`, at the end) on moto B, which enforces IAM:
 //! signatures, identity policies and role trust policies with `sts:ExternalId`.
 //! Each tenant role trusts the test's user only with the external ID
 //! `<cluster-id>/<namespace>` of its own namespaces, so a namespace that names
@@ -16,9 +17,10 @@ use crate::support::fixtures::{
 };
 use crate::support::iam::{self, put_user_credentials, start_on_moto_b_with};
 use crate::support::leaks::assert_no_leak;
-use ecr_operator::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION};
+use base64::Engine as _;
+use ecr_operator::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION, SA_ROLE_ARN_ANNOTATION};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
@@ -331,4 +333,138 @@ async fn two_hundred_tenants_sharing_twenty_roles_fetch_twenty_tokens_within_the
         );
     }
     cleanup(&client, &names, &namespaces).await;
+}
+
+/// spec.auth.webIdentity: each namespace's ServiceAccount `puller` has its token
+/// exchanged for its own role. What moto checks here: the role exists and the
+/// call's shape; what it does not: the token's signature against the bed's
+/// issuer and the trust policy's OIDC conditions (moto accepts any web identity
+/// token). So the test reads the token the operator sent from the proxy's record
+/// and checks what AWS would: audience sts.amazonaws.com, subject
+/// system:serviceaccount:<namespace>:puller, ten minutes of validity.
+#[tokio::test]
+async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
+    let names = TestNames::new("webid");
+    let client = setup(&names).await;
+    let bed = Bed::get();
+    let (ns_1, ns_2, ns_3) = (names.ns("w1"), names.ns("w2"), names.ns("w3"));
+    let role = names.ns("role-w");
+    let arn = iam::role_arn(&role);
+    let issuer_trust = json!({
+        "Effect": "Allow",
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Principal": {"Federated": format!("arn:aws:iam::{}:oidc-provider/bed.example", iam::ACCOUNT)},
+        "Condition": {"StringEquals": {"bed.example:aud": "sts.amazonaws.com"}},
+    });
+    iam::create(json!({
+        "roles": [{"name": role, "trust": [issuer_trust],
+                   "statements": [iam::allow("ecr:GetAuthorizationToken", "*")]}],
+    }))
+    .await;
+    let operator = start_on_moto_b_with(&names, &[]);
+    let label = [("webid-test", names.id.as_str())];
+    for ns in [&ns_1, &ns_2, &ns_3] {
+        create_namespace(&client, ns, &label).await;
+    }
+    service_account(&client, &ns_1, Some(&arn)).await;
+    service_account(&client, &ns_2, None).await;
+    create_registry(
+        &client,
+        &names,
+        json!({
+            "region": "us-east-1",
+            "auth": {"webIdentity": {"serviceAccount": "puller"}},
+            "namespaces": {"selector": {"matchLabels": {"webid-test": names.id}}},
+        }),
+    )
+    .await;
+
+    let r = wait_ready(&client, &names.id, "False", Some("PartialSync"), TIMEOUT).await;
+    let status = r.status.clone().unwrap_or_default();
+    let failed: Vec<(&str, &str)> = status
+        .failures
+        .iter()
+        .map(|f| (f.namespace.as_str(), f.reason.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [
+            (ns_2.as_str(), "RoleAnnotationMissing"),
+            (ns_3.as_str(), "ServiceAccountMissing")
+        ],
+        "{status:?}"
+    );
+    let secret = eventually(TIMEOUT, "the secret of w1", || async {
+        get_secret(&client, &ns_1, &names.id).await
+    })
+    .await;
+    let authfile = authfile_for(&secret, ECR_HOST, bed.var("BED_REGISTRY"));
+    let (ok, stderr) = skopeo_pull(bed.var("BED_IMAGE"), authfile.path());
+    assert!(ok, "pulling with the secret of w1 failed: {stderr}");
+    for ns in [&ns_2, &ns_3] {
+        assert!(get_secret(&client, ns, &names.id).await.is_none(), "{ns}");
+    }
+    assert_eq!(iam::calls_by_role(&arn, "GetAuthorizationToken").await, 1);
+
+    // What the operator sent to STS: a token of w1's ServiceAccount, for STS.
+    let exchanges = iam::records_by_role(&arn, "AssumeRoleWithWebIdentity").await;
+    assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    let params = &exchanges[0]["params"];
+    assert_eq!(params["RoleSessionName"], format!("ecr-{ns_1}"));
+    let jwt = params["WebIdentityToken"]
+        .as_str()
+        .expect("a token was sent");
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt.split('.').nth(1).expect("a JWT"))
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["aud"], json!(["sts.amazonaws.com"]), "{claims}");
+    assert_eq!(
+        claims["sub"],
+        format!("system:serviceaccount:{ns_1}:puller"),
+        "{claims}"
+    );
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 600, "{claims}");
+
+    // The missing pieces added: both admitted.
+    service_account(&client, &ns_2, Some(&arn)).await;
+    service_account(&client, &ns_3, Some(&arn)).await;
+    let r = wait_ready(&client, &names.id, "True", Some("Synced"), TIMEOUT).await;
+    assert_eq!(
+        r.status.and_then(|s| s.namespaces).map(|n| n.summary),
+        Some("3/3".to_string())
+    );
+    // Still one token for the role, each namespace having exchanged its own.
+    assert_eq!(iam::calls_by_role(&arn, "GetAuthorizationToken").await, 1);
+    assert_eq!(
+        iam::calls_by_role(&arn, "AssumeRoleWithWebIdentity").await,
+        3
+    );
+    assert_no_leak(&client, &operator, &names.id, &[jwt]).await;
+    cleanup(&client, &names, &[ns_1, ns_2, ns_3]).await;
+}
+
+/// Creates or updates ServiceAccount `puller` in `ns`, with `role_arn` as its
+/// eks.amazonaws.com/role-arn annotation.
+async fn service_account(client: &Client, ns: &str, role_arn: Option<&str>) {
+    let annotations: serde_json::Map<String, Value> = role_arn
+        .map(|arn| (SA_ROLE_ARN_ANNOTATION.to_string(), json!(arn)))
+        .into_iter()
+        .collect();
+    let sa = json!({
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "puller", "annotations": annotations},
+    });
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .patch(
+            "puller",
+            &PatchParams::apply("namespace-roles-test").force(),
+            &Patch::Apply(&sa),
+        )
+        .await
+        .expect("apply ServiceAccount");
 }
