@@ -17,6 +17,7 @@ use crate::support::fixtures::{
 };
 use crate::support::iam::{self, put_user_credentials, start_on_moto_b_with};
 use crate::support::leaks::assert_no_leak;
+use crate::support::operator::Operator;
 use base64::Engine as _;
 use ecr_operator::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION, SA_ROLE_ARN_ANNOTATION};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
@@ -336,32 +337,26 @@ async fn two_hundred_tenants_sharing_twenty_roles_fetch_twenty_tokens_within_the
 }
 
 /// spec.auth.webIdentity: each namespace's ServiceAccount `puller` has its token
-/// exchanged for its own role. What moto checks here: the role exists and the
-/// call's shape; what it does not: the token's signature against the bed's
-/// issuer and the trust policy's OIDC conditions (moto accepts any web identity
-/// token). So the test reads the token the operator sent from the proxy's record
-/// and checks what AWS would: audience sts.amazonaws.com, subject
-/// system:serviceaccount:<namespace>:puller, ten minutes of validity.
+/// exchanged for its own role. On moto A: moto B, which enforces IAM, answers
+/// the unsigned AssumeRoleWithWebIdentity (as AWS defines it) with a 500, as it
+/// requires a signature on every call; and no moto checks a web identity: not
+/// the token's signature against the bed's issuer, not the trust policy's OIDC
+/// conditions, not even that the role exists. So the test reads the token the
+/// operator sent from the proxy's record and checks what AWS would: audience
+/// sts.amazonaws.com, subject system:serviceaccount:<namespace>:puller, ten
+/// minutes of validity, and the role and session name asked for.
 #[tokio::test]
 async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
     let names = TestNames::new("webid");
     let client = setup(&names).await;
     let bed = Bed::get();
     let (ns_1, ns_2, ns_3) = (names.ns("w1"), names.ns("w2"), names.ns("w3"));
-    let role = names.ns("role-w");
-    let arn = iam::role_arn(&role);
-    let issuer_trust = json!({
-        "Effect": "Allow",
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Principal": {"Federated": format!("arn:aws:iam::{}:oidc-provider/bed.example", iam::ACCOUNT)},
-        "Condition": {"StringEquals": {"bed.example:aud": "sts.amazonaws.com"}},
-    });
-    iam::create(json!({
-        "roles": [{"name": role, "trust": [issuer_trust],
-                   "statements": [iam::allow("ecr:GetAuthorizationToken", "*")]}],
-    }))
-    .await;
-    let operator = start_on_moto_b_with(&names, &[]);
+    let arn = iam::role_arn(&names.ns("role-w"));
+    let calls = |operation: &'static str| {
+        let arn = arn.clone();
+        async move { iam::records_by_role_at("BED_FAULTS", &arn, operation).await }
+    };
+    let operator = Operator::start(bed, &names);
     let label = [("webid-test", names.id.as_str())];
     for ns in [&ns_1, &ns_2, &ns_3] {
         create_namespace(&client, ns, &label).await;
@@ -404,10 +399,10 @@ async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
     for ns in [&ns_2, &ns_3] {
         assert!(get_secret(&client, ns, &names.id).await.is_none(), "{ns}");
     }
-    assert_eq!(iam::calls_by_role(&arn, "GetAuthorizationToken").await, 1);
+    assert_eq!(calls("GetAuthorizationToken").await.len(), 1);
 
     // What the operator sent to STS: a token of w1's ServiceAccount, for STS.
-    let exchanges = iam::records_by_role(&arn, "AssumeRoleWithWebIdentity").await;
+    let exchanges = calls("AssumeRoleWithWebIdentity").await;
     assert_eq!(exchanges.len(), 1, "{exchanges:?}");
     let params = &exchanges[0]["params"];
     assert_eq!(params["RoleSessionName"], format!("ecr-{ns_1}"));
@@ -438,11 +433,8 @@ async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
         Some("3/3".to_string())
     );
     // Still one token for the role, each namespace having exchanged its own.
-    assert_eq!(iam::calls_by_role(&arn, "GetAuthorizationToken").await, 1);
-    assert_eq!(
-        iam::calls_by_role(&arn, "AssumeRoleWithWebIdentity").await,
-        3
-    );
+    assert_eq!(calls("GetAuthorizationToken").await.len(), 1);
+    assert_eq!(calls("AssumeRoleWithWebIdentity").await.len(), 3);
     assert_no_leak(&client, &operator, &names.id, &[jwt]).await;
     cleanup(&client, &names, &[ns_1, ns_2, ns_3]).await;
 }

@@ -221,7 +221,8 @@ x-amzn-ErrorType header) and awsQuery (`<ErrorResponse><Error><Type/><Code/>
 Call records: {"seq", "time" (epoch seconds, float, when the request arrived),
 "method", "path", "query" (the query string, "" if none), "service",
 "operation", "accessKeyId", "region", "signingService", "target",
-"contentType", "roleArn", "sourceAccessKeyId",
+"contentType", "roleArn", "sourceAccessKeyId", "params" (AssumeRole* calls
+only: the query parameters, e.g. RoleSessionName, ExternalId, WebIdentityToken),
 "status" (HTTP status sent to the client; 0 = no response: dropped or
 stalled; 502 = upstream unreachable), "fault" (the rule id applied, or null),
 "action" (its action, or null), "requestBytes" (body bytes read from the
@@ -479,6 +480,10 @@ class State:
         rec["status"] = status
         rec["fault"] = rule["id"] if rule else None
         rec["action"] = rule["action"] if rule else None
+        # What a role was asked for with (the test checks the shape of a web
+        # identity exchange: the token's claims, the session name).
+        if (rec["operation"] or "").startswith("AssumeRole"):
+            rec["params"] = dict(info.get("params") or {})
         with self.lock:
             rec["seq"] = next(self.call_seq)
             self.calls.append(rec)
