@@ -186,6 +186,30 @@ async fn invalid_specs_are_refused_with_the_field_named() {
             "spec.regions: Too many",
         ),
         (
+            "webIdentity with secretRef",
+            names.ns("25"),
+            json!({"region": "us-east-1", "auth": {"webIdentity": {"serviceAccount": "puller"}, "secretRef": {"name": "aws"}}}),
+            "spec.auth.webIdentity: the ServiceAccounts' own roles are used",
+        ),
+        (
+            "webIdentity with namespaceRole",
+            names.ns("26"),
+            json!({"region": "us-east-1", "auth": {"webIdentity": {"serviceAccount": "puller"}, "namespaceRole": {}}}),
+            "spec.auth.webIdentity: the ServiceAccounts' own roles are used",
+        ),
+        (
+            "unannotated of another value",
+            names.ns("27"),
+            json!({"region": "us-east-1", "auth": {"namespaceRole": {"unannotated": "Everything"}}}),
+            "spec.auth.namespaceRole.unannotated",
+        ),
+        (
+            "webIdentity with a bad ServiceAccount name",
+            names.ns("28"),
+            json!({"region": "us-east-1", "auth": {"webIdentity": {"serviceAccount": "Puller!"}}}),
+            "spec.auth.webIdentity.serviceAccount",
+        ),
+        (
             "name of 64+ characters",
             long_name,
             json!({"region": "us-east-1"}),
@@ -476,6 +500,22 @@ async fn kubectl_explain_shows_the_doc_comments() {
     .await;
     for words in ["NoSecret", "RegistryIdentity"] {
         assert!(text.contains(words), "unannotated: no {words:?}:\n{text}");
+    }
+    let text = explain(
+        bed,
+        "ecrregistry.spec.auth.webIdentity",
+        "Give each namespace the token of the IAM role of its own ServiceAccount",
+    )
+    .await;
+    for words in [
+        "eks.amazonaws.com/role-arn",
+        "sts.amazonaws.com",
+        "serviceAccount",
+    ] {
+        assert!(
+            text.contains(words),
+            "spec.auth.webIdentity: no {words:?}:\n{text}"
+        );
     }
 }
 
