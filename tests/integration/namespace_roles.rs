@@ -404,6 +404,8 @@ async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
     // What the operator sent to STS: a token of w1's ServiceAccount, for STS.
     let exchanges = calls("AssumeRoleWithWebIdentity").await;
     assert_eq!(exchanges.len(), 1, "{exchanges:?}");
+    // Unsigned, as AWS defines the call: no key of the operator's takes part.
+    assert!(exchanges[0]["accessKeyId"].is_null(), "{:?}", exchanges[0]);
     let params = &exchanges[0]["params"];
     assert_eq!(params["RoleSessionName"], format!("ecr-{ns_1}"));
     let jwt = params["WebIdentityToken"]
