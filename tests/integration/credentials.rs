@@ -7,13 +7,13 @@
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
-    authfile_for, create_registry, get_secret, setup, skopeo_pull, wait_ready,
+    authfile_for, create_registry, delete_registry, get_secret, setup, skopeo_pull, wait_ready,
 };
 use crate::support::iam::{self, ACCOUNT, put_credentials, put_user_credentials, start_on_moto_b};
 use crate::support::leaks::assert_no_leak;
 use crate::support::operator::Operator;
 use ecr_operator::crd::ecr_registry::EcrRegistry;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -51,18 +51,7 @@ async fn assert_app_secret_pulls(client: &Client, names: &TestNames) {
 
 /// Deletes the registry (the running operator removes its finalizer) and the namespaces.
 async fn cleanup(client: &Client, names: &TestNames) {
-    let api: Api<EcrRegistry> = Api::all(client.clone());
-    api.delete(&names.id, &DeleteParams::default())
-        .await
-        .expect("delete EcrRegistry");
-    eventually(TIMEOUT, "the EcrRegistry to be deleted", || async {
-        api.get_opt(&names.id)
-            .await
-            .expect("get EcrRegistry")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    delete_registry(client, &names.id, TIMEOUT).await;
     delete_namespace(client, &names.ns("app")).await;
     delete_namespace(client, &names.ns("op")).await;
 }

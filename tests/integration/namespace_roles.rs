@@ -13,17 +13,19 @@
 use crate::support::bed::{Bed, TestNames, create_namespace, delete_namespace, eventually};
 use crate::support::faults::Faults;
 use crate::support::fixtures::{
-    authfile_for, create_registry, get_secret, setup, skopeo_pull, wait_ready,
+    authfile_for, create_registry, delete_registry, get_secret, setup, skopeo_pull, wait_ready,
 };
 use crate::support::iam::{self, put_user_credentials, start_on_moto_b_with};
 use crate::support::leaks::assert_no_leak;
 use crate::support::operator::Operator;
 use base64::Engine as _;
-use ecr_operator::crd::ecr_registry::{EcrRegistry, ROLE_ARN_ANNOTATION, SA_ROLE_ARN_ANNOTATION};
+use ecr_operator::crd::ecr_registry::{
+    EcrRegistry, EcrRegistryStatus, ROLE_ARN_ANNOTATION, SA_ROLE_ARN_ANNOTATION,
+};
 use k8s_openapi::api::core::v1::Event as CoreEvent;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use k8s_openapi::api::rbac::v1::RoleBinding;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -48,17 +50,17 @@ async fn annotate(client: &Client, ns: &str, role_arn: Option<&str>) {
         .expect("annotate namespace");
 }
 
+/// (namespace, reason) of each entry of status.failures.
+fn failures(status: &EcrRegistryStatus) -> Vec<(&str, &str)> {
+    status
+        .failures
+        .iter()
+        .map(|f| (f.namespace.as_str(), f.reason.as_str()))
+        .collect()
+}
+
 async fn cleanup(client: &Client, names: &TestNames, namespaces: &[String]) {
-    let api: Api<EcrRegistry> = Api::all(client.clone());
-    let _ = api.delete(&names.id, &DeleteParams::default()).await;
-    eventually(TIMEOUT, "the EcrRegistry to be gone", || async {
-        api.get_opt(&names.id)
-            .await
-            .expect("get EcrRegistry")
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    delete_registry(client, &names.id, TIMEOUT).await;
     for ns in namespaces {
         delete_namespace(client, ns).await;
     }
@@ -120,11 +122,7 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
     // says so and names these two only, each with its own reason.
     let r = wait_ready(&client, &names.id, "False", Some("PartialSync"), TIMEOUT).await;
     let status = r.status.clone().unwrap_or_default();
-    let failed: Vec<(&str, &str)> = status
-        .failures
-        .iter()
-        .map(|f| (f.namespace.as_str(), f.reason.as_str()))
-        .collect();
+    let failed = failures(&status);
     assert_eq!(
         failed,
         [
@@ -376,11 +374,7 @@ async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
 
     let r = wait_ready(&client, &names.id, "False", Some("PartialSync"), TIMEOUT).await;
     let status = r.status.clone().unwrap_or_default();
-    let failed: Vec<(&str, &str)> = status
-        .failures
-        .iter()
-        .map(|f| (f.namespace.as_str(), f.reason.as_str()))
-        .collect();
+    let failed = failures(&status);
     assert_eq!(
         failed,
         [

@@ -4,7 +4,7 @@ use crate::support::bed::{Bed, TestNames, create_namespace, eventually};
 use ecr_operator::crd::ecr_registry::EcrRegistry;
 use k8s_openapi::api::core::v1::{Namespace, Secret, ServiceAccount};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt};
 use serde_json::{Value, json};
@@ -74,6 +74,23 @@ pub async fn create_registry_named(
     api.create(&PostParams::default(), &obj)
         .await
         .expect("create EcrRegistry")
+}
+
+/// Deletes the EcrRegistry `name` and waits until it is gone (the running
+/// operator removes its finalizer after cleaning up).
+pub async fn delete_registry(client: &Client, name: &str, secs: u64) {
+    let api: Api<EcrRegistry> = Api::all(client.clone());
+    api.delete(name, &DeleteParams::default())
+        .await
+        .expect("delete EcrRegistry");
+    eventually(secs, "the EcrRegistry to be gone", || async {
+        api.get_opt(name)
+            .await
+            .expect("get EcrRegistry")
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
 
 /// Waits until the Ready condition has `status` (and `reason`, when given).
