@@ -763,11 +763,12 @@ fn jwt_claims(token: &str) -> Value {
 }
 
 /// The operator may ask for a ServiceAccount token for AWS STS only (web
-/// identity): 10 minutes, audience `sts.amazonaws.com` alone, bound to no object.
-/// A token for the API server, a long-lived one, one with a second audience or
-/// one bound to an object is refused by the fence (403). The policy sees the
-/// TokenRequest, not the ServiceAccount: whatever the ServiceAccount's role
-/// annotation, the operator checks that itself.
+/// identity): audience `sts.amazonaws.com` alone, at most an hour (it asks for
+/// 10 minutes), bound to no object. A token for the API server (asked for or by
+/// default), a longer one, one with a second audience or one bound to an object
+/// is refused by the fence (403), though the RBAC allows them all. The policy
+/// sees the TokenRequest, not the ServiceAccount: the ServiceAccount's role
+/// annotation is the operator's to check.
 #[tokio::test]
 async fn service_account_tokens_only_for_aws_sts() {
     let w = Fenced::start("lptok", false).await;
@@ -783,43 +784,45 @@ async fn service_account_tokens_only_for_aws_sts() {
         .await
         .unwrap();
 
-    // What the operator asks for: admitted, and the token is what was asked for.
-    let (code, answer) = request_token(
-        &w.operator,
-        &w.other,
-        "app",
-        json!({"audiences": ["sts.amazonaws.com"], "expirationSeconds": 600}),
-    )
-    .await;
-    assert_eq!(
-        (code, answer["kind"].as_str()),
-        (201, Some("TokenRequest")),
-        "a token for AWS STS: {}",
-        if code == 201 {
-            "(token withheld)".to_string()
-        } else {
-            answer.to_string()
-        }
-    );
-    let token = answer["status"]["token"].as_str().unwrap_or_default();
-    assert!(!token.is_empty(), "no token in the answer");
-    let claims = jwt_claims(token);
-    assert_eq!(claims["aud"], json!(["sts.amazonaws.com"]));
-    assert_eq!(
-        claims["sub"],
-        json!(format!("system:serviceaccount:{}:app", w.other))
-    );
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        600,
-        "the token's lifetime"
-    );
-    assert!(
-        claims["kubernetes.io"].get("pod").is_none()
-            && claims["kubernetes.io"].get("secret").is_none(),
-        "the token is bound to an object"
-    );
-    drop(answer);
+    // What the operator asks for (600 s), up to the limit (3600 s): admitted, and
+    // the token is what was asked for.
+    for seconds in [600, 3600] {
+        let (code, answer) = request_token(
+            &w.operator,
+            &w.other,
+            "app",
+            json!({"audiences": ["sts.amazonaws.com"], "expirationSeconds": seconds}),
+        )
+        .await;
+        assert_eq!(
+            (code, answer["kind"].as_str()),
+            (201, Some("TokenRequest")),
+            "a token for AWS STS, {seconds} s: {}",
+            if code == 201 {
+                "(token withheld)".to_string()
+            } else {
+                answer.to_string()
+            }
+        );
+        let token = answer["status"]["token"].as_str().unwrap_or_default();
+        assert!(!token.is_empty(), "no token in the answer");
+        let claims = jwt_claims(token);
+        assert_eq!(claims["aud"], json!(["sts.amazonaws.com"]));
+        assert_eq!(
+            claims["sub"],
+            json!(format!("system:serviceaccount:{}:app", w.other))
+        );
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            seconds,
+            "the token's lifetime"
+        );
+        assert!(
+            claims["kubernetes.io"].get("pod").is_none()
+                && claims["kubernetes.io"].get("secret").is_none(),
+            "the token is bound to an object"
+        );
+    }
 
     // Anything else: refused by the fence (the RBAC allows every one of them).
     let refused = [
@@ -830,6 +833,10 @@ async fn service_account_tokens_only_for_aws_sts() {
         (
             "no audience (the API server's)",
             json!({"expirationSeconds": 600}),
+        ),
+        (
+            "a second over the limit",
+            json!({"audiences": ["sts.amazonaws.com"], "expirationSeconds": 3601}),
         ),
         (
             "a day",
