@@ -598,6 +598,19 @@ fn cel_cases(kind: Kind, message: &str, crd: &Crd, long_name: &str) -> Vec<Case>
                 None,
             ),
         ],
+        // webIdentity uses the ServiceAccounts' roles: no other source of credentials.
+        (Kind::Registry, "spec.auth.webIdentity") => ["secretRef", "assumeRole", "namespaceRole"]
+            .iter()
+            .map(|other| {
+                let value = match *other {
+                    "secretRef" => json!({"name": "aws"}),
+                    "assumeRole" => json!({"roleArn": "arn:aws:iam::123456789012:role/r"}),
+                    _ => json!({}),
+                };
+                let auth = json!({"webIdentity": {"serviceAccount": "puller"}, *other: value});
+                (spec_with(&|s| s["auth"] = auth.clone()), None)
+            })
+            .collect(),
         (Kind::Mirror, "spec.jobTemplate.podAnnotations") => vec![
             (
                 job(json!({"podAnnotations": {"kubernetes.io/x": "y"}})),
@@ -825,6 +838,10 @@ async fn every_field_of_both_crds_with_invalid_values_is_refused_or_reported() {
                     "externalId": "ext-1", "sessionName": "ecr-operator-test", "durationSeconds": 7200,
                     "via": {"roleArn": "arn:aws:iam::210987654321:role/hub", "externalId": "hub-ext", "sessionName": "hub"},
                 },
+                // Exclusive with the above in a real object; here only a source
+                // of parents for the cases, each made on its own.
+                "namespaceRole": {"unannotated": "NoSecret"},
+                "webIdentity": {"serviceAccount": "ecr-puller"},
             },
             "secret": {"name": "ecr-pull", "labels": {"team": "a"}, "annotations": {"example.com/note": "managed"}},
             "namespaces": {"names": ["app"], "exclude": ["kube-system"], "selector": {"matchLabels": {"ecr": "yes"}}},
