@@ -103,7 +103,7 @@ type Records = Arc<Mutex<HashMap<String, Record>>>;
 /// Roles of one registry assumed at once.
 const TENANT_ROLE_CONCURRENCY: usize = 16;
 
-/// What spec.auth.namespaceRole gives a pass.
+/// What spec.auth.namespaceRole or webIdentity gives a pass.
 #[derive(Default)]
 struct TenantStep {
     secrets: BTreeMap<String, TenantSecret>,
@@ -381,8 +381,8 @@ impl Context {
         let name = registry.name_any();
         let now = jiff::Timestamp::now();
         let managed = self.managed(registry).await?;
-        // Under namespaceRole with NoSecret, the registry's own identity serves no
-        // namespace and is not called.
+        // Under namespaceRole with NoSecret, and under webIdentity, the registry's
+        // own identity serves no namespace and is not called.
         let own_identity_serves = match tenants::mode(&registry.spec) {
             None => true,
             Some(Mode::NamespaceRole(n)) => n.unannotated == Unannotated::RegistryIdentity,
