@@ -50,13 +50,32 @@ async fn annotate(client: &Client, ns: &str, role_arn: Option<&str>) {
         .expect("annotate namespace");
 }
 
-/// (namespace, reason) of each entry of status.failures.
-fn failures(status: &EcrRegistryStatus) -> Vec<(&str, &str)> {
-    status
+/// Waits for Ready=False PartialSync and checks that status.failures is exactly
+/// `want` (namespace, reason); returns the status.
+async fn partial_sync(client: &Client, name: &str, want: &[(&str, &str)]) -> EcrRegistryStatus {
+    let r = wait_ready(client, name, "False", Some("PartialSync"), TIMEOUT).await;
+    let status = r.status.unwrap_or_default();
+    let failed: Vec<(&str, &str)> = status
         .failures
         .iter()
         .map(|f| (f.namespace.as_str(), f.reason.as_str()))
-        .collect()
+        .collect();
+    assert_eq!(failed, want, "{status:?}");
+    status
+}
+
+/// The operator's EcrRegistry passes so far (its metrics).
+async fn passes(operator: &Operator) -> u64 {
+    let (_, metrics) = operator.admin_get("/metrics").await;
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(
+                "ecr_operator_reconcile_duration_seconds_count{controller=\"EcrRegistry\"}",
+            )
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or_default() as u64
 }
 
 async fn cleanup(client: &Client, names: &TestNames, namespaces: &[String]) {
@@ -120,17 +139,15 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
 
     // B is refused by A's trust policy, D's annotation is no role ARN: Ready
     // says so and names these two only, each with its own reason.
-    let r = wait_ready(&client, &names.id, "False", Some("PartialSync"), TIMEOUT).await;
-    let status = r.status.clone().unwrap_or_default();
-    let failed = failures(&status);
-    assert_eq!(
-        failed,
-        [
-            (ns_b.as_str(), "AssumeRoleDenied"),
-            (ns_d.as_str(), "InvalidRoleAnnotation")
+    let status = partial_sync(
+        &client,
+        &names.id,
+        &[
+            (&ns_b, "AssumeRoleDenied"),
+            (&ns_d, "InvalidRoleAnnotation"),
         ],
-        "{status:?}"
-    );
+    )
+    .await;
     assert!(status.failures[0].message.contains(&arn_a), "{status:?}");
     assert!(status.failures[1].message.contains("team-d"), "{status:?}");
     assert_eq!(
@@ -187,6 +204,27 @@ async fn each_namespace_gets_its_own_role_s_token_and_another_tenant_s_role_is_d
             .unwrap_or_default()
             .contains(&arn_a)
     );
+
+    // A refused namespace is not asked about again at every pass: three more
+    // passes (a namespace label touched each time), still one denied call.
+    let denied = || iam::records_by_role_at("BED_IAM_FAULTS", &arn_a, "AssumeRole", 403);
+    assert_eq!(denied().await.len(), 1, "{:?}", denied().await);
+    for i in 0..3 {
+        let before = passes(&operator).await;
+        Api::<Namespace>::all(client.clone())
+            .patch(
+                &ns_a,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"touched": i.to_string()}}})),
+            )
+            .await
+            .expect("label namespace");
+        eventually(TIMEOUT, "another pass", || async {
+            (passes(&operator).await > before).then_some(())
+        })
+        .await;
+    }
+    assert_eq!(denied().await.len(), 1, "B was asked about again");
 
     // B names its own role: admitted at once. D's annotation goes: it gets the
     // registry's own token, as C.
@@ -352,7 +390,7 @@ async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
     let arn = iam::role_arn(&names.ns("role-w"));
     let calls = |operation: &'static str| {
         let arn = arn.clone();
-        async move { iam::records_by_role_at("BED_FAULTS", &arn, operation).await }
+        async move { iam::records_by_role_at("BED_FAULTS", &arn, operation, 200).await }
     };
     let operator = Operator::start(bed, &names);
     let label = [("webid-test", names.id.as_str())];
@@ -372,17 +410,15 @@ async fn a_service_account_s_token_is_exchanged_for_its_own_role_s_token() {
     )
     .await;
 
-    let r = wait_ready(&client, &names.id, "False", Some("PartialSync"), TIMEOUT).await;
-    let status = r.status.clone().unwrap_or_default();
-    let failed = failures(&status);
-    assert_eq!(
-        failed,
-        [
-            (ns_2.as_str(), "RoleAnnotationMissing"),
-            (ns_3.as_str(), "ServiceAccountMissing")
+    partial_sync(
+        &client,
+        &names.id,
+        &[
+            (&ns_2, "RoleAnnotationMissing"),
+            (&ns_3, "ServiceAccountMissing"),
         ],
-        "{status:?}"
-    );
+    )
+    .await;
     let secret = eventually(TIMEOUT, "the secret of w1", || async {
         get_secret(&client, &ns_1, &names.id).await
     })

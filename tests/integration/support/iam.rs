@@ -82,18 +82,24 @@ pub async fn create(spec: Value) -> Vec<User> {
 /// The successful `operation` calls proxy B saw from sessions of `role_arn`
 /// (for AssumeRole: of that role), as recorded (with "time", epoch seconds).
 pub async fn records_by_role(role_arn: &str, operation: &str) -> Vec<Value> {
-    records_by_role_at("BED_IAM_FAULTS", role_arn, operation).await
+    records_by_role_at("BED_IAM_FAULTS", role_arn, operation, 200).await
 }
 
-/// The same as seen by the fault proxy whose control URL is in the bed
-/// variable `proxy` (BED_FAULTS: proxy A, in front of moto A).
-pub async fn records_by_role_at(proxy: &str, role_arn: &str, operation: &str) -> Vec<Value> {
+/// The `operation` calls answered with `status` as seen by the fault proxy whose
+/// control URL is in the bed variable `proxy` (BED_IAM_FAULTS: proxy B;
+/// BED_FAULTS: proxy A, in front of moto A).
+pub async fn records_by_role_at(
+    proxy: &str,
+    role_arn: &str,
+    operation: &str,
+    status: u16,
+) -> Vec<Value> {
     let resp: Value = crate::support::http_client()
         .get(format!("{}/calls", Bed::get().var(proxy)))
         .query(&[
             ("roleArn", role_arn),
             ("operation", operation),
-            ("status", "200"),
+            ("status", &status.to_string()),
         ])
         .send()
         .await
