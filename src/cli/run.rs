@@ -259,7 +259,7 @@ async fn check_namespace(client: &kube::Client, namespace: &str) -> anyhow::Resu
     }
 }
 
-/// "10m", "30s", "1h": at least 10 seconds, at most a day.
+/// Calls per second, 1 to 200.
 fn parse_token_rate(s: &str) -> Result<std::num::NonZeroU32, String> {
     s.parse::<std::num::NonZeroU32>()
         .ok()
@@ -267,6 +267,9 @@ fn parse_token_rate(s: &str) -> Result<std::num::NonZeroU32, String> {
         .ok_or_else(|| format!("{s:?} is not a rate: give calls per second, 1 to 200"))
 }
 
+/// What an external ID may hold before "/<namespace>" ([`CLUSTER_ID_PATTERN`]).
+///
+/// [`CLUSTER_ID_PATTERN`]: ecr_operator::registry::tenants::CLUSTER_ID_PATTERN
 fn parse_cluster_id(s: &str) -> Result<String, String> {
     let pattern = ecr_operator::registry::tenants::CLUSTER_ID_PATTERN;
     match regex::Regex::new(pattern)
@@ -280,6 +283,7 @@ fn parse_cluster_id(s: &str) -> Result<String, String> {
     }
 }
 
+/// "10m", "30s", "1h": at least 10 seconds, at most a day.
 fn parse_resync_interval(s: &str) -> Result<std::time::Duration, String> {
     let d: jiff::SignedDuration = s
         .parse()

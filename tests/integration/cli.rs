@@ -614,6 +614,10 @@ async fn bad_flags_fail_with_a_message_naming_the_flag() {
         ),
         (&["repos", "--output", "yaml"], 2, "--output"),
         (&["repos", "--page-size", "0"], 2, "--page-size"),
+        // The external ID is "<cluster-id>/<namespace>": no "/" in the first part.
+        (&["run", "--cluster-id", "prod/eu"], 2, "--cluster-id"),
+        (&["run", "--token-rate", "0"], 2, "--token-rate"),
+        (&["run", "--token-rate", "201"], 2, "--token-rate"),
         (&["tokens"], 2, "tokens"),
     ];
     for (args, code, flag) in cases {
